@@ -1,0 +1,37 @@
+# Two entry points (see README): `make study` (quick study -> book/_build/html/index.html) and `make test`.
+# Both install whatever is missing first: a venv built from environment.yml's pip section, and MathJax for the book.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+STAMP := $(VENV)/.mtlprune-installed
+MATHJAX := book/_extra/mathjax/tex-mml-chtml.js
+
+.PHONY: setup study test book clean-book
+
+$(STAMP): environment.yml pyproject.toml scripts/env_requirements.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) scripts/env_requirements.py environment.yml > $(VENV)/requirements.txt
+	$(PY) -m pip install --quiet -r $(VENV)/requirements.txt
+	@touch $(STAMP)
+
+# MathJax is served from the book itself: the default CDN copy cannot be reached offline.
+$(MATHJAX):
+	@mkdir -p $(VENV)/npm book/_extra
+	cd $(VENV)/npm && npm install --silent --no-audit --no-fund mathjax@3 >/dev/null
+	rm -rf book/_extra/mathjax && cp -r $(VENV)/npm/node_modules/mathjax/es5 book/_extra/mathjax
+
+setup: $(STAMP)
+
+study: $(STAMP) $(MATHJAX)
+	$(PY) -m mtlprune study --profile $(PROFILE)
+
+book: $(STAMP) $(MATHJAX)
+	$(PY) -m mtlprune study --profile $(PROFILE) --book-only
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean-book:
+	rm -rf book/_build book/generated

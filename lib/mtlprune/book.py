@@ -1,0 +1,170 @@
+"""The study pipeline: execute the notebooks of `notebooks/manifest.yml` with papermill, then build the Jupyter Book.
+
+Each (notebook, variant) is executed once into `book/generated/`, with `profile` injected; the book renders those
+executed copies only (`execute_notebooks: off`). A notebook that fails is moved to `book/generated/failed/` (kept for
+reading, never rendered), the others still build, and the command exits non-zero naming every failure.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from . import paths
+from .profiles import PROFILES
+
+STATIC_PAGES_BEFORE = ["intro"]
+STATIC_PAGES_AFTER = ["conventions"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chapter:
+    notebook: str  # stem inside notebooks/
+    part: str
+    variants: tuple[Variant, ...]
+
+    def output_stem(self, variant: Variant) -> str:
+        return self.notebook if len(self.variants) == 1 else f"{self.notebook}__{variant.name}"
+
+
+def load_manifest(path: Path | None = None) -> list[Chapter]:
+    path = path or paths.notebooks_dir() / "manifest.yml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read the notebook manifest {path}: {exc}") from None
+    chapters = []
+    for i, entry in enumerate(data.get("chapters", [])):
+        if "notebook" not in entry or "part" not in entry:
+            raise ValueError(f"{path}: chapter #{i} needs `notebook` and `part`")
+        nb = paths.notebooks_dir() / f"{entry['notebook']}.ipynb"
+        if not nb.exists():
+            raise ValueError(f"{path}: chapter #{i} names {nb.name}, which does not exist in notebooks/")
+        raw = entry.get("variants") or [{"name": "main", "parameters": {}}]
+        variants = tuple(Variant(v["name"], dict(v.get("parameters") or {})) for v in raw)
+        chapters.append(Chapter(entry["notebook"], entry["part"], variants))
+    if not chapters:
+        raise ValueError(f"{path} lists no chapters")
+    return chapters
+
+
+def _check_parameters(chapter: Chapter) -> None:
+    import papermill as pm
+
+    declared = set(pm.inspect_notebook(str(paths.notebooks_dir() / f"{chapter.notebook}.ipynb")))
+    if "profile" not in declared:
+        raise ValueError(f"notebooks/{chapter.notebook}.ipynb must declare a `profile` parameter")
+    for v in chapter.variants:
+        unknown = set(v.parameters) - declared
+        if unknown:
+            raise ValueError(f"manifest variant {chapter.notebook}/{v.name} sets unknown parameter(s) "
+                             f"{sorted(unknown)}; the notebook declares {sorted(declared)}")
+
+
+def _tag_for_book(path: Path) -> None:
+    """Hide code inputs (one click shows them) and drop the default parameters cell (the injected one stays)."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = set(cell.metadata.get("tags", []))
+        tags.add("remove-cell" if "parameters" in tags else "hide-input")
+        cell.metadata["tags"] = sorted(tags)
+    nbformat.write(nb, path)
+
+
+def execute_chapter(chapter: Chapter, variant: Variant, profile: str, out_dir: Path) -> tuple[Path, float]:
+    import papermill as pm
+
+    out = out_dir / f"{chapter.output_stem(variant)}.ipynb"
+    params = {**variant.parameters, "profile": profile, "progress": False}
+    t = time.perf_counter()
+    pm.execute_notebook(str(paths.notebooks_dir() / f"{chapter.notebook}.ipynb"), str(out), parameters=params,
+                        kernel_name="python3", progress_bar=False, log_output=True, cwd=str(paths.REPO_ROOT))
+    _tag_for_book(out)
+    return out, time.perf_counter() - t
+
+
+def write_toc(chapters: list[Chapter], done: set[str], book: Path) -> None:
+    parts: dict[str, list[dict[str, str]]] = {}
+    for ch in chapters:
+        for v in ch.variants:
+            stem = ch.output_stem(v)
+            if stem in done:
+                parts.setdefault(ch.part, []).append({"file": f"generated/{stem}"})
+    toc = {"format": "jb-book", "root": STATIC_PAGES_BEFORE[0],
+           "parts": [{"caption": cap, "chapters": items} for cap, items in parts.items()]
+           + [{"caption": "Reference", "chapters": [{"file": p} for p in STATIC_PAGES_AFTER]}]}
+    (book / "_toc.yml").write_text("# Written by `python -m mtlprune study` from notebooks/manifest.yml.\n"
+                                   + yaml.safe_dump(toc, sort_keys=False))
+
+
+def build_book(book: Path) -> int:
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(book), "--keep-going"]
+    log = book / "_build" / "build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    log.write_text(proc.stdout + proc.stderr)
+    status = "built" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {log})"
+    print(f"book {status} in {time.perf_counter() - t:.0f} s: {book / '_build' / 'html' / 'index.html'}", flush=True)
+    return proc.returncode
+
+
+def build_study(profile: str = "quick", only: list[str] | None = None, book_only: bool = False,
+                book: Path | None = None) -> int:
+    """Execute the manifest (or only some notebooks) for `profile` and build the book; non-zero on any failure."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    book = book or paths.book_dir()
+    chapters = load_manifest()
+    if only:
+        known = {c.notebook for c in chapters}
+        missing = set(only) - known
+        if missing:
+            raise ValueError(f"--only {sorted(missing)} not in the manifest; valid: {sorted(known)}")
+    for ch in chapters:
+        _check_parameters(ch)
+    out_dir = book / "generated"
+    failed_dir = out_dir / "failed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures = []
+    started = time.perf_counter()
+    todo = [(c, v) for c in chapters for v in c.variants if not only or c.notebook in only]
+    if not book_only:
+        for i, (ch, v) in enumerate(todo, 1):
+            print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}, profile {profile}) ...", flush=True)
+            try:
+                path, secs = execute_chapter(ch, v, profile, out_dir)
+                print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) done in {secs:.0f} s", flush=True)
+            except Exception as exc:  # noqa: BLE001 - report, keep the partial notebook, go on with the others
+                failed_dir.mkdir(parents=True, exist_ok=True)
+                partial = out_dir / f"{ch.output_stem(v)}.ipynb"
+                kept = failed_dir / partial.name
+                if partial.exists():
+                    shutil.move(str(partial), kept)
+                failures.append(f"{ch.notebook} ({v.name}): {type(exc).__name__}: {str(exc).strip()[-600:]}"
+                                f"\n    partial notebook: {kept}")
+                print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) FAILED", flush=True)
+    done = {p.stem for p in out_dir.glob("*.ipynb")}
+    write_toc(chapters, done, book)
+    rc = build_book(book)
+    print(f"study ({profile}) wall time {time.perf_counter() - started:.0f} s", flush=True)
+    for f in failures:
+        print(f"FAILED {f}", file=sys.stderr)
+    return 1 if failures or rc else 0

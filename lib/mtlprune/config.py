@@ -1,0 +1,219 @@
+"""Frozen run configurations and their identity.
+
+A run is a `RunConfig`. Its id is `<kind>-<hash>` where the hash is taken over the canonical config with every field
+that equals its default omitted (open_lth's rule): adding a field with a no-op default keeps every existing id, so
+**never change an existing default** - add a field, or bump `SCHEMA` on purpose. A pruned run's config *contains* the
+dense run it starts from (`dense`), so the dependency is part of the identity. The seed is not hashed: it is a folder.
+Runtime-only settings (device, progress bars, checkpoint cadence, where runs are stored) never enter a config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+from .data.nyuv2 import RoomsSpec
+
+SCHEMA = 1  # salt of every hash; bump only when the meaning of existing fields changes
+TASKS = ("seg", "depth", "normal")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, how it is split and augmented. `synthetic=None` means the real NYU-v2 release on disk."""
+
+    synthetic: RoomsSpec | None = RoomsSpec()
+    val_fraction: float = 0.1  # carved from train with `split_seed`; model choices never look at test
+    split_seed: int = 0
+    flip: bool = True  # random horizontal flip (the normal's x component is negated with the image)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture axis: a backbone and one head per task, both chosen from registries in `models`."""
+
+    backbone: str = "resnet_small"
+    width: int = 16  # base channel width of resnet_small (ignored by the paper backbones)
+    output_stride: int = 8  # resnet_small only; the paper backbones have their own (8 and 32)
+    head: str = "aspp"
+    head_width: int = 32  # 1024 in the AdapMTL/DiSparse ASPP heads
+    head_rates: tuple[int, ...] = (1, 2, 3, 4)  # 6/12/18/24 in the papers (at 41x41 feature maps)
+    dropout: float = 0.0  # dropout inside the head branches (0.5 in DeepLab's classifier)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    iterations: int = 600
+    batch_size: int = 32
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-4  # Adam's coupled L2, as in AdapMTL/DiSparse
+    lr_schedule: str = "step"  # step | cosine | constant
+    lr_step: float = 0.2  # step schedule: decay every this fraction of `iterations` (AdapMTL: 4000 of 20000)
+    lr_gamma: float = 0.5
+    eval_batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    """Loss-weighting axis (registry in `weighting`); `params` is a sorted tuple of (name, value) pairs."""
+
+    name: str = "equal"
+    params: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    """Pruning-strategy axis (registry in `pruning`); `sparsity` is the requested overall fraction of zeros."""
+
+    method: str = "dense"
+    sparsity: float = 0.0
+    params: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    tasks: tuple[str, ...] = TASKS
+    dense: RunConfig | None = None  # the dense run a pruned run starts from (part of the identity)
+
+    @property
+    def kind(self) -> str:
+        return self.pruning.method
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.kind}-{config_hash(self)}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Canonical form and hashing
+# ---------------------------------------------------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def canonical(cfg: Any) -> dict[str, Any]:
+    """Nested dict of the fields that differ from their defaults (recursively); the basis of the run id."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        default = _default_of(f)
+        if value == default:
+            continue
+        if is_dataclass(value) and is_dataclass(default) and type(value) is type(default):
+            out[f.name] = canonical(value)
+        elif isinstance(value, RunConfig):
+            out[f.name] = canonical(value)
+        else:
+            out[f.name] = _plain(value)
+    return out
+
+
+def config_hash(cfg: RunConfig) -> str:
+    blob = json.dumps({"schema": SCHEMA, "config": canonical(cfg)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Full (not canonical) plain dict, for humans and for `from_dict`."""
+    return _plain(cfg)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where)
+    if is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, where) for v in value)
+        return tuple(_coerce(a, v, where) for a, v in zip(args, value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise ValueError(f"{where}: expected true/false, got {value!r}")
+    if tp in (int, float, str):
+        if tp is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return tp(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
+    """Rebuild a config dataclass from a (possibly partial) plain dict; unknown keys are an error."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; valid: {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def with_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
+    """Apply dotted overrides, e.g. {"train.iterations": 100, "model.backbone": "mobilenetv2"}."""
+    for key, value in overrides.items():
+        cfg = _set_path(cfg, key.split("."), value, key)
+    return cfg
+
+
+def _set_path(obj: Any, parts: list[str], value: Any, full: str) -> Any:
+    names = [f.name for f in fields(obj)]
+    head = parts[0]
+    if head not in names:
+        raise ValueError(f"unknown setting {full!r}: {type(obj).__name__} has no field {head!r}; "
+                         f"valid: {', '.join(names)}")
+    hints = typing.get_type_hints(type(obj))
+    if len(parts) == 1:
+        return replace(obj, **{head: _coerce(hints[head], value, full)})
+    child = getattr(obj, head)
+    if child is None:
+        raise ValueError(f"cannot set {full!r}: {head} is None for this config")
+    return replace(obj, **{head: _set_path(child, parts[1:], value, full)})
+
+
+def params_dict(params: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    return dict(params)
+
+
+def freeze_params(params: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((params or {}).items()))

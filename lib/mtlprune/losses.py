@@ -1,0 +1,36 @@
+"""Per-task training losses (AdapMTL/DiSparse/LibMTL conventions), computed on valid pixels only.
+
+seg: cross-entropy with ignore index -1; depth: L1 where ground truth > 0; normal: 1 - cosine where the ground-truth
+normal is non-zero (predictions are already unit vectors).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -1
+
+
+def seg_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return F.cross_entropy(pred.float(), batch["label"], ignore_index=IGNORE_INDEX)
+
+
+def depth_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    gt = batch["depth"]
+    valid = gt > 0
+    return (pred.float() - gt).abs()[valid].mean() if valid.any() else pred.sum() * 0.0
+
+
+def normal_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    gt = batch["normal"]
+    valid = gt.abs().sum(1) > 0
+    cos = (pred.float() * gt).sum(1)
+    return (1 - cos)[valid].mean() if valid.any() else pred.sum() * 0.0
+
+
+LOSSES = {"seg": seg_loss, "depth": depth_loss, "normal": normal_loss}
+
+
+def task_losses(preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {task: LOSSES[task](pred, batch) for task, pred in preds.items()}

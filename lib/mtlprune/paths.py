@@ -1,0 +1,43 @@
+"""The only module that builds file-system paths: repository root, data, generated datasets, runs, the book.
+
+Environment overrides: MTLPRUNE_DATA (data root), MTLPRUNE_RUNS (runs store), MTLPRUNE_NYUV2 (real NYU-v2 release).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]  # lib/mtlprune/paths.py -> repository root (editable install)
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("MTLPRUNE_DATA", REPO_ROOT / "data"))
+
+
+def generated_root() -> Path:
+    return data_root() / "generated"
+
+
+def nyuv2_real_root() -> Path:
+    return Path(os.environ.get("MTLPRUNE_NYUV2", data_root() / "nyuv2"))
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("MTLPRUNE_RUNS", data_root() / "runs"))
+
+
+def run_dir(run_id: str) -> Path:
+    return runs_root() / run_id
+
+
+def seed_dir(run_id: str, seed: int) -> Path:
+    return run_dir(run_id) / f"seed_{seed}"
+
+
+def notebooks_dir() -> Path:
+    return REPO_ROOT / "notebooks"
+
+
+def book_dir() -> Path:
+    return REPO_ROOT / "book"

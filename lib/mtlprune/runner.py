@@ -1,0 +1,211 @@
+"""Runs: cache lookup, locking, training, evaluation and the atomic `summary.json` that marks a run complete.
+
+Layout (`paths`)::
+
+    data/runs/<kind>-<hash>/config.json          canonical + full config, written once
+    data/runs/<kind>-<hash>/seed_<n>/checkpoint.pt   resume point (every epoch)
+                                   /history.jsonl    training curves
+                                   /model.pt         final weights (effective, i.e. as used in the forward pass)
+                                   /summary.json     written last, atomically: the run is complete iff it exists
+
+A completed run is never retrained; a half-written one resumes from its checkpoint; a lock (`flock`) makes a second
+process wait instead of writing the same run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from . import __version__, paths
+from .config import RunConfig, canonical, to_dict
+from .data.nyuv2 import RoomsSpec, generate, load_split
+from .metrics import delta_p, delta_t
+from .models import build_model
+from .pruning import TrainContext, build_strategy
+from .sparsity import sparsity_report
+from .train import CacheError, Runtime, evaluate, fit, iterate_batches, pick_device, seed_everything
+from .validate import validate
+from .weighting import build_weighting
+
+GENERATE_CMD = "python -m mtlprune generate --profile quick"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+def data_root(synthetic: RoomsSpec | None) -> Path:
+    return paths.generated_root() / synthetic.dirname() if synthetic is not None else paths.nyuv2_real_root()
+
+
+def ensure_data(synthetic: RoomsSpec | None, progress: bool = True) -> Path:
+    """Generated datasets are made on first use (deterministic, seconds); real data must already be on disk."""
+    root = data_root(synthetic)
+    if synthetic is not None and not (root / "meta.json").exists():
+        generate(synthetic, root, progress=progress)
+    return root
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_split(root: str, split: str, val_fraction: float, split_seed: int) -> dict[str, torch.Tensor]:
+    return load_split(Path(root), split, val_fraction=val_fraction, split_seed=split_seed,
+                      generate_cmd=GENERATE_CMD)
+
+
+def load_data(cfg: RunConfig, split: str, progress: bool = True) -> dict[str, torch.Tensor]:
+    root = ensure_data(cfg.data.synthetic, progress)
+    return _cached_split(str(root), split, cfg.data.val_fraction, cfg.data.split_seed)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------------------------------
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    try:
+        with open(path) as fh:
+            summary = json.load(fh)
+        if not isinstance(summary, dict) or "run_id" not in summary or "metrics" not in summary:
+            raise ValueError("missing run_id/metrics")
+        return summary
+    except Exception as exc:  # noqa: BLE001 - one message for every way a summary can be broken
+        raise CacheError(f"{path} is corrupt ({type(exc).__name__}: {exc}). Delete it to recompute the run from its "
+                         f"last checkpoint: rm '{path}'") from None
+
+
+@contextmanager
+def run_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process that is writing {directory} ...", file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(paths.REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def summary_path(cfg: RunConfig, seed: int) -> Path:
+    return paths.seed_dir(cfg.run_id, seed) / "summary.json"
+
+
+def is_complete(cfg: RunConfig, seed: int) -> bool:
+    return summary_path(cfg, seed).exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------------------------------
+def run(cfg: RunConfig, seed: int = 0, runtime: Runtime = Runtime(), profile: str | None = None) -> dict[str, Any]:
+    """Train (or load from the cache) one run and return its summary."""
+    validate(cfg)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    out = paths.seed_dir(cfg.run_id, seed)
+    if (out / "summary.json").exists():
+        return read_summary(out / "summary.json")
+    dense_summary = run(cfg.dense, seed, runtime, profile) if cfg.dense is not None else None
+    with run_lock(out):
+        if (out / "summary.json").exists():  # another process finished it while we waited
+            return read_summary(out / "summary.json")
+        return _train_and_summarize(cfg, seed, runtime, profile, out, dense_summary)
+
+
+def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: str | None, out: Path,
+                         dense_summary: dict[str, Any] | None) -> dict[str, Any]:
+    config_file = paths.run_dir(cfg.run_id) / "config.json"
+    if not config_file.exists():
+        write_json_atomic(config_file, {"run_id": cfg.run_id, "canonical": canonical(cfg), "full": to_dict(cfg)})
+    device = pick_device(runtime.device)
+    train_data = load_data(cfg, "train", runtime.progress)
+    val_data = load_data(cfg, "val", runtime.progress)
+    test_data = load_data(cfg, "test", runtime.progress)
+
+    seed_everything(seed)
+    model = build_model(cfg.model, cfg.tasks).to(device)
+    weighting = build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params)).to(device)
+    strategy = build_strategy(cfg.pruning)
+    dense_state = None
+    if dense_summary is not None and strategy.needs_dense:
+        dense_state = torch.load(paths.seed_dir(dense_summary["run_id"], seed) / "model.pt", map_location=device)
+    batch_gen = torch.Generator().manual_seed(seed + 1)
+    ctx = TrainContext(model=model, cfg=cfg, device=device, dense_state=dense_state,
+                       train_batches=lambda: iterate_batches(train_data, cfg.train.batch_size, batch_gen, True))
+
+    started = time.time()
+    history, resumed_from = fit(model, weighting, strategy, ctx, train_data, val_data, cfg.train, seed=seed,
+                                flip=cfg.data.flip, ckpt_path=out / "checkpoint.pt", runtime=runtime,
+                                desc=f"{cfg.run_id} seed {seed}")
+    metrics, test_losses = evaluate(model, test_data, cfg.tasks, cfg.train.eval_batch_size, device)
+    val_metrics, _ = evaluate(model, val_data, cfg.tasks, cfg.train.eval_batch_size, device)
+    report = sparsity_report(model)
+    reference = dense_summary["metrics"] if dense_summary is not None else metrics
+
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / "model.pt")
+    with open(out / "history.jsonl", "w") as fh:
+        for rec in history:
+            fh.write(json.dumps(rec) + "\n")
+    last_ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    summary = {
+        "run_id": cfg.run_id,
+        "kind": cfg.kind,
+        "method": cfg.pruning.method,
+        "weighting": cfg.weighting.name,
+        "backbone": cfg.model.backbone,
+        "sparsity_requested": cfg.pruning.sparsity,
+        "seed": seed,
+        "profile": profile,
+        "dense_run_id": cfg.dense.run_id if cfg.dense is not None else None,
+        "metrics": metrics,
+        "val_metrics": val_metrics,
+        "test_losses": test_losses,
+        "delta_t": delta_t(metrics, reference),
+        "delta_p": delta_p(metrics, reference),
+        "sparsity": {"overall": report["overall"], "components": report["components"]},
+        "params": {"prunable": report["prunable_params"], "components": report["component_params"],
+                   "total": sum(p.numel() for p in model.parameters())},
+        "sparsity_layers": report["layers"],
+        "iterations": cfg.train.iterations,
+        "resumed_from_step": resumed_from,
+        "train_seconds": last_ckpt["elapsed"],
+        "wall_seconds_this_process": time.time() - started,
+        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+        "env": {"torch": torch.__version__, "python": platform.python_version(), "mtlprune": __version__,
+                "git_commit": _git_commit(), "threads": torch.get_num_threads()},
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": canonical(cfg),
+    }
+    write_json_atomic(out / "summary.json", summary)  # last: marks the run complete
+    return summary

@@ -1,0 +1,214 @@
+"""The one training loop: Adam + LR schedule, seeded, tqdm progress, per-epoch validation and resumable checkpoints.
+
+Methods never appear here by name: a pruning strategy acts through its hooks (`pruning.base`), a loss weighting through
+`weighting(losses, step)`. Device is chosen automatically (CUDA with bf16 autocast when present, CPU otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from tqdm import tqdm  # plain text bars: no widget output in executed notebooks
+
+from .config import TrainConfig
+from .losses import task_losses
+from .metrics import TaskMeters
+from .pruning import PruningStrategy, TrainContext
+from .weighting import Weighting
+
+
+class CacheError(RuntimeError):
+    """A cached artefact (checkpoint, summary) is unreadable; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How to run, never what is run: none of this enters a run id."""
+
+    device: str = "auto"  # auto | cpu | cuda
+    progress: bool = True
+    checkpoint_every: int = 1  # epochs between checkpoints (the final step is always checkpointed)
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    if preference not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown device {preference!r}; valid: auto, cpu, cuda")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available; use --device auto or cpu")
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def augment(batch: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random horizontal flip of half the samples; a flipped normal map also flips its x component."""
+    flip = torch.rand(batch["image"].shape[0], generator=gen) < 0.5
+    if not flip.any():
+        return batch
+    out = {k: v.clone() for k, v in batch.items()}
+    for key in ("image", "label", "depth", "normal"):
+        out[key][flip] = out[key][flip].flip(-1)
+    out["normal"][flip, 0] = -out["normal"][flip, 0]
+    return out
+
+
+def iterate_batches(data: dict[str, torch.Tensor], batch_size: int, gen: torch.Generator | None,
+                    drop_last: bool) -> Iterator[dict[str, torch.Tensor]]:
+    n = data["image"].shape[0]
+    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+    stop = n - n % batch_size if (drop_last and n >= batch_size) else n
+    for i in range(0, stop, batch_size):
+        idx = order[i:i + batch_size]
+        yield {k: v[idx] for k, v in data.items()}
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: dict[str, torch.Tensor], tasks, batch_size: int,
+             device: torch.device) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Metrics and mean losses of `model` over a whole split (BatchNorm in eval mode)."""
+    was_training = model.training
+    model.eval()
+    meters = TaskMeters(tasks)
+    loss_sum = {t: 0.0 for t in tasks}
+    n = 0
+    for batch in iterate_batches(data, batch_size, None, drop_last=False):
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with _autocast(device):
+            preds = model(batch["image"])
+        losses = task_losses(preds, batch)
+        bs = batch["image"].shape[0]
+        for t in tasks:
+            loss_sum[t] += float(losses[t]) * bs
+        n += bs
+        meters.update(preds, batch)
+    model.train(was_training)
+    return meters.compute(), {t: v / max(n, 1) for t, v in loss_sum.items()}
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    if cfg.lr_schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(step, cfg.iterations) / cfg.iterations))
+    if cfg.lr_schedule == "step":
+        every = max(1, int(round(cfg.lr_step * cfg.iterations)))
+        return cfg.lr_gamma ** (step // every)
+    raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; valid: step, cosine, constant")
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same actionable message
+        raise CacheError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}). Delete it to restart this "
+                         f"run from its first step: rm '{path}'") from None
+
+
+def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: TrainContext,
+        train_data: dict[str, torch.Tensor], val_data: dict[str, torch.Tensor], cfg: TrainConfig, *, seed: int,
+        flip: bool, ckpt_path: Path, runtime: Runtime, desc: str = "train") -> tuple[list[dict[str, Any]], int]:
+    """Train in place until `cfg.iterations`; resumes from `ckpt_path` if present.
+
+    Returns the history records and the step this call started from (0, or the checkpoint's step on resume).
+    """
+    device = ctx.device
+    tasks = tuple(model.heads.keys())
+    params = list(model.parameters()) + list(weighting.parameters()) + strategy.extra_parameters()
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
+    gen = torch.Generator().manual_seed(seed)
+    step, epoch, history, elapsed = 0, 0, [], 0.0
+
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        weighting.load_state_dict(state["weighting"])
+        strategy.load_state_dict(state["strategy"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["batch_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        step, epoch, history, elapsed = state["step"], state["epoch"], state["history"], state["elapsed"]
+    else:
+        strategy.setup(ctx)
+
+    def checkpoint() -> None:
+        save_atomic({"model": model.state_dict(), "weighting": weighting.state_dict(),
+                     "strategy": strategy.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                     "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step, "epoch": epoch,
+                     "history": history, "elapsed": elapsed}, ckpt_path)
+
+    resumed_from = step
+    log_every = max(1, cfg.iterations // 50)
+    bar = tqdm(total=cfg.iterations, initial=step, desc=desc, unit="it", disable=not runtime.progress,
+               dynamic_ncols=True, leave=False)
+    model.train()
+    running: dict[str, float] = {}
+    n_running = 0
+    t0 = time.perf_counter()
+    while step < cfg.iterations:
+        for batch in iterate_batches(train_data, cfg.batch_size, gen, drop_last=True):
+            if flip:
+                batch = augment(batch, gen)
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with _autocast(device):
+                preds = model(batch["image"])
+            losses = task_losses(preds, batch)
+            total, weights = weighting(losses, step)
+            if not torch.isfinite(total):
+                raise FloatingPointError(f"non-finite training loss at step {step}: "
+                                         f"{ {t: float(v) for t, v in losses.items()} }; lower train.lr")
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            strategy.after_step(ctx, step)
+            for t, v in losses.items():
+                running[t] = running.get(t, 0.0) + float(v.detach())
+            n_running += 1
+            if step % log_every == 0 or step == cfg.iterations:
+                rec = {"step": step, "epoch": epoch, "split": "train", "lr": sched.get_last_lr()[0],
+                       **{f"loss/{t}": v / n_running for t, v in running.items()},
+                       **{f"weight/{t}": w for t, w in weights.items()}, **strategy.scalars()}
+                history.append(rec)
+                bar.set_postfix({t: f"{v / n_running:.3f}" for t, v in running.items()}, refresh=False)
+                running, n_running = {}, 0
+            bar.update()
+            if step >= cfg.iterations:
+                break
+        epoch += 1
+        metrics, val_losses = evaluate(model, val_data, tasks, cfg.eval_batch_size, device)
+        history.append({"step": step, "epoch": epoch, "split": "val", **{f"loss/{t}": v for t, v in val_losses.items()},
+                        **{f"{t}/{m}": v for t, ms in metrics.items() for m, v in ms.items()}})
+        elapsed += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if step >= cfg.iterations or epoch % runtime.checkpoint_every == 0:
+            checkpoint()
+    bar.close()
+    return history, resumed_from

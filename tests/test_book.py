@@ -1,0 +1,49 @@
+"""End to end: the smoke study executes every manifest notebook with papermill and builds the book; bad notebook
+parameters fail before any training."""
+
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+
+from mtlprune import book, paths
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def book_dir(tmp_path):
+    """A private copy of the book's static sources, so tests never touch the real book/."""
+    out = tmp_path / "book"
+    out.mkdir()
+    for name in ("_config.yml", *(f"{p}.md" for p in book.STATIC_PAGES_BEFORE + book.STATIC_PAGES_AFTER)):
+        shutil.copy(paths.book_dir() / name, out / name)
+    return out
+
+
+def test_smoke_study_builds_the_book(book_dir, store):
+    assert book.build_study(profile="smoke", book=book_dir) == 0
+    html = book_dir / "_build" / "html"
+    assert (html / "index.html").exists()
+    for ch in book.load_manifest():
+        for v in ch.variants:
+            stem = ch.output_stem(v)
+            page = (html / "generated" / f"{stem}.html").read_text()
+            nb = nbformat.read(book_dir / "generated" / f"{stem}.ipynb", as_version=4)
+            assert nb.metadata["papermill"]["parameters"]["profile"] == "smoke"
+            assert not nb.metadata["papermill"].get("exception")
+            assert "<img" in page, f"{stem} rendered no figure"
+    dense = (html / "generated" / "01_dense_reference.html").read_text()
+    assert "Test metrics" in dense and "angle_median" in dense
+    assert "glue" not in dense.split("this is the reference")[0][-400:]  # glue roles were resolved to numbers
+    assert any(store.glob("dense-*/seed_0/summary.json"))
+
+
+def test_bad_parameter_fails_before_any_training(book_dir, store):
+    ch = next(c for c in book.load_manifest() if c.notebook == "01_dense_reference")
+    bad = book.Variant("bad", {"seeds": [-1]})
+    with pytest.raises(Exception, match="seeds must be a non-empty list of non-negative integers"):
+        book.execute_chapter(ch, bad, "smoke", book_dir)
+    assert not store.exists() or not any(store.iterdir())
