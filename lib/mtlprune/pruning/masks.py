@@ -1,0 +1,147 @@
+"""Masks as a reparameterization: every prunable weight becomes `original * mask` (torch.nn.utils.parametrize).
+
+Because the forward pass multiplies by the 0/1 mask buffer, a pruned weight is exactly zero in every later forward
+pass whatever the optimizer does to its stored original (Adam's moments and coupled weight decay included); the
+originals are also zeroed when a mask is set, so checkpoints hold no stale values. Pure helpers turn scores into masks
+(global or per-layer top-k), ShrinkBench-style, so every strategy is a few lines on top and unit-testable.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ..models import MultiTaskNet, prunable_layers
+
+
+class WeightMask(nn.Module):
+    def __init__(self, shape: torch.Size) -> None:
+        super().__init__()
+        self.register_buffer("mask", torch.ones(shape))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w * self.mask
+
+
+def install_masks(model: MultiTaskNet) -> None:
+    """Give every prunable weight an all-ones mask (idempotent); call before loading a pruned state dict."""
+    for layer in prunable_layers(model):
+        if not parametrize.is_parametrized(layer.module, "weight"):
+            parametrize.register_parametrization(layer.module, "weight", WeightMask(layer.module.weight.shape))
+
+
+def _mask_module(module: nn.Module) -> WeightMask:
+    return module.parametrizations.weight[0]
+
+
+def original(module: nn.Module) -> torch.Tensor:
+    return module.parametrizations.weight.original
+
+
+def get_masks(model: MultiTaskNet) -> dict[str, torch.Tensor]:
+    return {layer.name: _mask_module(layer.module).mask.clone() for layer in prunable_layers(model)}
+
+
+@torch.no_grad()
+def set_masks(model: MultiTaskNet, masks: dict[str, torch.Tensor]) -> None:
+    """Install the given 0/1 masks and zero the originals they prune."""
+    install_masks(model)
+    for layer in prunable_layers(model):
+        m = masks[layer.name].to(original(layer.module).dtype)
+        _mask_module(layer.module).mask.copy_(m)
+        original(layer.module).mul_(m)
+
+
+@torch.no_grad()
+def effective_weights(model: MultiTaskNet) -> dict[str, torch.Tensor]:
+    """The weight each prunable layer uses in its forward pass, keyed by layer name."""
+    return {layer.name: layer.module.weight.detach().clone() for layer in prunable_layers(model)}
+
+
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict of a plain (unparametrized) copy: parametrized weights are baked in, so it loads into a fresh
+    model of the same architecture."""
+    clone = copy.deepcopy(model)
+    for module in clone.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations.keys()):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return {k: v.detach().cpu() for k, v in clone.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Scores -> masks
+# ---------------------------------------------------------------------------------------------------------------------
+def _keep_count(numel: int, sparsity: float) -> int:
+    return int(round(numel * (1.0 - sparsity)))
+
+
+def topk_mask(score: torch.Tensor, keep: int) -> torch.Tensor:
+    """1 for the `keep` largest scores (ties broken by position, so the count is exact)."""
+    flat = score.reshape(-1)
+    mask = torch.zeros_like(flat)
+    if keep > 0:
+        mask[torch.topk(flat, keep, sorted=False).indices] = 1.0
+    return mask.reshape(score.shape)
+
+
+def global_masks(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
+    """One threshold over the union of all tensors: exactly round((1 - s) N) weights kept."""
+    names = list(scores)
+    flat = torch.cat([scores[n].reshape(-1).float() for n in names])
+    mask = topk_mask(flat, _keep_count(flat.numel(), sparsity))
+    out, i = {}, 0
+    for n in names:
+        k = scores[n].numel()
+        out[n] = mask[i:i + k].reshape(scores[n].shape)
+        i += k
+    return out
+
+
+def layer_masks(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
+    """The same fraction in every tensor (at least one weight kept per layer so no layer is cut off)."""
+    return {n: topk_mask(s.float(), max(1, _keep_count(s.numel(), sparsity))) for n, s in scores.items()}
+
+
+def masks_within(masks: dict[str, torch.Tensor], allowed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {n: masks[n] * allowed[n] for n in masks}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sparse export: a bitmask of kept positions + float32 values of the kept weights, per prunable tensor.
+# ---------------------------------------------------------------------------------------------------------------------
+def export_sparse(state: dict[str, torch.Tensor], prunable: list[str]) -> bytes:
+    """Serialize a plain state dict with its prunable weights as (shape, packed bitmask, nonzero values)."""
+    packed: dict[str, object] = {}
+    for key, value in state.items():
+        name = key[:-len(".weight")] if key.endswith(".weight") else None
+        if name in prunable:
+            arr = value.float().numpy().reshape(-1)
+            nz = arr != 0
+            packed[key] = {"shape": tuple(value.shape), "bits": np.packbits(nz), "values": arr[nz].astype(np.float32)}
+        else:
+            packed[key] = value
+    buf = io.BytesIO()
+    torch.save(packed, buf)
+    return buf.getvalue()
+
+
+def import_sparse(blob: bytes) -> dict[str, torch.Tensor]:
+    packed = torch.load(io.BytesIO(blob), weights_only=False)
+    out = {}
+    for key, value in packed.items():
+        if isinstance(value, dict) and "bits" in value:
+            n = math.prod(value["shape"])
+            nz = np.unpackbits(value["bits"])[:n].astype(bool)
+            arr = np.zeros(n, np.float32)
+            arr[nz] = value["values"]
+            out[key] = torch.from_numpy(arr.reshape(value["shape"]))
+        else:
+            out[key] = value
+    return out
