@@ -25,7 +25,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .profiles import make_config
-    from .runner import run
+    from .runner import json_safe, run
     from .train import Runtime
 
     cfg = make_config(args.profile, args.method, args.sparsity, overrides=_parse_set(args.set),
@@ -34,9 +34,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     keys = ["run_id", "method", "seed", "metrics", "delta_t", "delta_p", "sparsity", "params", "dense_run_id",
             "train_seconds", "device"]
     if args.json:
-        print(json.dumps({k: summary[k] for k in keys}))
+        print(json.dumps(json_safe({k: summary[k] for k in keys}), allow_nan=False))
     else:
-        print(f"{summary['run_id']} seed {summary['seed']}: delta_t {summary['delta_t']['mean']:+.2f}, "
+        print(f"{summary['run_id']} seed {summary['seed']}: delta_t {summary['delta_t']['mean']}, "
               f"sparsity {summary['sparsity']['overall']:.4f}")
         for task, ms in summary["metrics"].items():
             print(f"  {task:7s} " + "  ".join(f"{m}={v:.4g}" for m, v in ms.items()))

@@ -18,6 +18,7 @@ import datetime as dt
 import fcntl
 import functools
 import json
+import math
 import os
 import platform
 import subprocess
@@ -33,9 +34,11 @@ from . import __version__, paths
 from .config import RunConfig, canonical, to_dict
 from .data.nyuv2 import RoomsSpec, generate, load_split
 from .metrics import delta_p, delta_t
-from .models import build_model
+from .models import build_model, prunable_layers
 from .pruning import TrainContext, build_strategy
-from .sparsity import sparsity_report
+from .pruning.base import snapshot_steps
+from .pruning.masks import export_sparse, plain_state_dict
+from .sparsity import component_sparsity, sparsity_report
 from .train import CacheError, Runtime, evaluate, fit, iterate_batches, pick_device, seed_everything
 from .validate import validate
 from .weighting import build_weighting
@@ -72,10 +75,21 @@ def load_data(cfg: RunConfig, split: str, progress: bool = True) -> dict[str, to
 # ---------------------------------------------------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------------------------------------------------
+def json_safe(obj: Any) -> Any:
+    """NaN/inf (e.g. a relative change against a zero reference) become null: strict JSON, readable everywhere."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
+        json.dump(json_safe(obj), fh, indent=2, sort_keys=True, allow_nan=False)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -157,23 +171,30 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
     model = build_model(cfg.model, cfg.tasks).to(device)
     weighting = build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params)).to(device)
     strategy = build_strategy(cfg.pruning)
-    dense_state = None
-    if dense_summary is not None and strategy.needs_dense:
-        dense_state = torch.load(paths.seed_dir(dense_summary["run_id"], seed) / "model.pt", map_location=device)
+    dense_state, dense_dir = None, None
+    if dense_summary is not None:
+        dense_dir = paths.seed_dir(dense_summary["run_id"], seed)
+        if strategy.needs_dense:
+            dense_state = torch.load(dense_dir / "model.pt", map_location=device)
     batch_gen = torch.Generator().manual_seed(seed + 1)
-    ctx = TrainContext(model=model, cfg=cfg, device=device, dense_state=dense_state,
+    ctx = TrainContext(model=model, cfg=cfg, device=device, dense_state=dense_state, dense_dir=dense_dir, seed=seed,
                        train_batches=lambda: iterate_batches(train_data, cfg.train.batch_size, batch_gen, True))
+    snapshots = tuple(snapshot_steps(cfg.train.iterations)) if strategy.keeps_snapshots else ()
 
     started = time.time()
     history, resumed_from = fit(model, weighting, strategy, ctx, train_data, val_data, cfg.train, seed=seed,
                                 flip=cfg.data.flip, ckpt_path=out / "checkpoint.pt", runtime=runtime,
-                                desc=f"{cfg.run_id} seed {seed}")
+                                desc=f"{cfg.run_id} seed {seed}", snapshots=snapshots,
+                                monitor=lambda: component_sparsity(model))
     metrics, test_losses = evaluate(model, test_data, cfg.tasks, cfg.train.eval_batch_size, device)
     val_metrics, _ = evaluate(model, val_data, cfg.tasks, cfg.train.eval_batch_size, device)
     report = sparsity_report(model)
     reference = dense_summary["metrics"] if dense_summary is not None else metrics
 
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / "model.pt")
+    state = plain_state_dict(model)  # effective weights baked in: loads into a fresh, unpruned model
+    torch.save(state, out / "model.pt")
+    sparse_blob = export_sparse(state, [layer.name for layer in prunable_layers(model)])
+    (out / "model_sparse.pt").write_bytes(sparse_blob)
     with open(out / "history.jsonl", "w") as fh:
         for rec in history:
             fh.write(json.dumps(rec) + "\n")
@@ -197,6 +218,8 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
         "params": {"prunable": report["prunable_params"], "components": report["component_params"],
                    "total": sum(p.numel() for p in model.parameters())},
         "sparsity_layers": report["layers"],
+        "bytes": {"dense_float32": 4 * sum(v.numel() for v in state.values() if v.is_floating_point()),
+                  "model_file": (out / "model.pt").stat().st_size, "sparse_file": len(sparse_blob)},
         "iterations": cfg.train.iterations,
         "resumed_from_step": resumed_from,
         "train_seconds": last_ckpt["elapsed"],
@@ -208,4 +231,4 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
         "config": canonical(cfg),
     }
     write_json_atomic(out / "summary.json", summary)  # last: marks the run complete
-    return summary
+    return read_summary(out / "summary.json")  # the same object a cached run returns

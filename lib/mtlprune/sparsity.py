@@ -30,3 +30,10 @@ def sparsity_report(model: MultiTaskNet) -> dict:
         "prunable_params": total,
         "layers": layers,
     }
+
+
+@torch.no_grad()
+def component_sparsity(model: MultiTaskNet) -> dict[str, float]:
+    """Scalars for the training log: `sparsity/<component>` and `sparsity/overall`."""
+    report = sparsity_report(model)
+    return {"sparsity/overall": report["overall"], **{f"sparsity/{c}": v for c, v in report["components"].items()}}

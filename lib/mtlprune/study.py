@@ -57,7 +57,8 @@ def run_seeds(cfg: RunConfig, seeds: Iterable[int], profile: str | None = None,
         t = time.perf_counter()
         summary = run(cfg, seed, Runtime(progress=progress), profile=profile)
         how = "cached" if cached else f"trained in {time.perf_counter() - t:.0f} s"
-        print(f"{cfg.run_id} seed {seed}: {how}; Δ_T {summary['delta_t']['mean']:+.2f}, "
+        dt = summary["delta_t"]["mean"]
+        print(f"{cfg.run_id} seed {seed}: {how}; Δ_T {'n/a' if dt is None else f'{dt:+.2f}'}, "
               f"sparsity {summary['sparsity']['overall']:.3f}", file=sys.stdout, flush=True)
         out.append(summary)
     return out

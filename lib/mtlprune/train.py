@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -131,11 +131,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: TrainContext,
         train_data: dict[str, torch.Tensor], val_data: dict[str, torch.Tensor], cfg: TrainConfig, *, seed: int,
-        flip: bool, ckpt_path: Path, runtime: Runtime, desc: str = "train") -> tuple[list[dict[str, Any]], int]:
+        flip: bool, ckpt_path: Path, runtime: Runtime, desc: str = "train",
+        snapshots: tuple[int, ...] = (), monitor: Callable[[], dict[str, float]] | None = None,
+        ) -> tuple[list[dict[str, Any]], int]:
     """Train in place until `cfg.iterations`; resumes from `ckpt_path` if present.
 
+    `monitor()` adds scalars (e.g. per-component sparsity) to every logged record.
+    `snapshots`: steps at which the model weights are also saved to `snapshots/step_<k>.pt` next to the checkpoint.
     Returns the history records and the step this call started from (0, or the checkpoint's step on resume).
     """
+    strategy.install(model)
     device = ctx.device
     tasks = tuple(model.heads.keys())
     params = list(model.parameters()) + list(weighting.parameters()) + strategy.extra_parameters()
@@ -156,6 +161,15 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
         step, epoch, history, elapsed = state["step"], state["epoch"], state["history"], state["elapsed"]
     else:
         strategy.setup(ctx)
+    snap_dir = ckpt_path.parent / "snapshots"
+
+    def snapshot() -> None:
+        if step in snapshots:
+            snap_dir.mkdir(exist_ok=True)
+            save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, snap_dir / f"step_{step}.pt")
+
+    if step == 0:
+        snapshot()
 
     def checkpoint() -> None:
         save_atomic({"model": model.state_dict(), "weighting": weighting.state_dict(),
@@ -189,13 +203,15 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
             sched.step()
             step += 1
             strategy.after_step(ctx, step)
+            snapshot()
             for t, v in losses.items():
                 running[t] = running.get(t, 0.0) + float(v.detach())
             n_running += 1
             if step % log_every == 0 or step == cfg.iterations:
                 rec = {"step": step, "epoch": epoch, "split": "train", "lr": sched.get_last_lr()[0],
                        **{f"loss/{t}": v / n_running for t, v in running.items()},
-                       **{f"weight/{t}": w for t, w in weights.items()}, **strategy.scalars()}
+                       **{f"weight/{t}": w for t, w in weights.items()}, **strategy.scalars(),
+                       **(monitor() if monitor else {})}
                 history.append(rec)
                 bar.set_postfix({t: f"{v / n_running:.3f}" for t, v in running.items()}, refresh=False)
                 running, n_running = {}, 0

@@ -1,6 +1,7 @@
 """The hooks through which a pruning method plugs into the one training loop (no method names in the loop).
 
-The loop calls, in order: `setup(ctx)` once before the first step (compute masks, install parametrizations, load the
+The loop calls, in order: `install(model)` on every start, fresh or resumed (add reparameterizations, so a
+checkpoint's state dict fits), `setup(ctx)` once before the first step (compute masks, install parametrizations, load the
 dense weights the method starts from), `extra_parameters()` when building the optimizer (e.g. learnable thresholds),
 `after_step(ctx, step)` after every optimizer step (re-apply masks, follow a schedule), and `scalars()` whenever it logs
 (thresholds, current sparsity...). `state_dict`/`load_state_dict` make a strategy resumable from a checkpoint.
@@ -10,6 +11,7 @@ dense weights the method starts from), `extra_parameters()` when building the op
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
@@ -30,14 +32,21 @@ class TrainContext:
     device: torch.device
     train_batches: Callable[[], Iterator[dict[str, torch.Tensor]]]
     dense_state: dict[str, torch.Tensor] | None = None
+    dense_dir: Path | None = None  # the dense run's seed folder (its snapshots are the LTH rewinding points)
+    seed: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 class PruningStrategy:
     needs_dense = False  # True: the run starts from the trained dense reference (`cfg.dense`)
+    keeps_snapshots = False  # True: the run saves weight snapshots early in training (LTH rewinding points)
 
     def __init__(self, cfg: PruningConfig) -> None:
         self.cfg = cfg
+        self.params = dict(cfg.params)
+
+    def install(self, model: nn.Module) -> None:
+        pass
 
     def setup(self, ctx: TrainContext) -> None:
         if ctx.dense_state is not None:
@@ -61,7 +70,29 @@ class PruningStrategy:
 
 @STRATEGIES.register("dense")
 class Dense(PruningStrategy):
-    """No pruning: the dense multi-task reference every Δ is measured against."""
+    """No pruning: the dense multi-task reference every Δ is measured against. Keeps weight snapshots at the
+    rewinding points LTH can use (`REWIND_FRACTIONS` of its iterations)."""
+
+    keeps_snapshots = True
+
+
+REWIND_FRACTIONS = (0.0, 0.01, 0.02, 0.05, 0.1)  # of the dense run's iterations; 0 = initialization
+
+
+def snapshot_steps(iterations: int) -> list[int]:
+    return sorted({int(round(f * iterations)) for f in REWIND_FRACTIONS})
+
+
+def param(params: dict[str, Any], name: str, default: Any, kind: type, check: Callable[[Any], bool], rule: str) -> Any:
+    """A method hyperparameter from `PruningConfig.params`, type-checked, with one clear error."""
+    value = params.get(name, default)
+    try:
+        value = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"pruning parameter {name}={value!r} must be {kind.__name__} ({rule})") from None
+    if not check(value):
+        raise ValueError(f"pruning parameter {name}={value!r} out of range: {rule}")
+    return value
 
 
 def build_strategy(cfg: PruningConfig) -> PruningStrategy:

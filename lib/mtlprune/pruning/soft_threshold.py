@@ -1,0 +1,92 @@
+"""STR, soft threshold weight reparameterization (Kusupati et al., ICML 2020), one learnable threshold per layer.
+
+Every prunable weight is used as S(W, s) = sign(W)·ReLU(|W| − sigmoid(s)) with a learnable scalar s per layer, trained
+jointly with the weights by the same Adam (coupled L2 weight decay on s pushes sigmoid(s) up, the task loss pushes it
+down). STR has no sparsity target: what it reaches is reported. How its knobs are set here (`init`):
+`target` (default) starts every layer's threshold at the global magnitude quantile of the dense weights at the requested
+sparsity (so the run starts near the target and STR's dynamics then move each layer), or a float s_init used for every
+layer (the STR/AdapMTL style, e.g. -15). Starts from the dense reference, as AdapMTL ran its comparisons.
+The exported model bakes S(W, s) in (a plain mask of W would keep the un-shrunk values).
+
+`SoftThreshold` takes its threshold parameter from outside so that AdapMTL can share one per component.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ..models import prunable_layers
+from .base import STRATEGIES, PruningStrategy, TrainContext, param
+from .oneshot import load_into_masked
+
+
+class SoftThreshold(nn.Module):
+    def __init__(self, sparse_threshold: nn.Parameter) -> None:
+        super().__init__()
+        self.sparse_threshold = sparse_threshold
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return torch.sign(w) * torch.relu(w.abs() - torch.sigmoid(self.sparse_threshold))
+
+
+def install_soft_thresholds(model, group_of: dict[str, str], s_init: float = 0.0) -> dict[str, nn.Parameter]:
+    """One threshold per group (layer name -> group); returns the parameters by group. Idempotent."""
+    thresholds: dict[str, nn.Parameter] = {}
+    for layer in prunable_layers(model):
+        if parametrize.is_parametrized(layer.module, "weight"):
+            thresholds[group_of[layer.name]] = layer.module.parametrizations.weight[0].sparse_threshold
+            continue
+        g = group_of[layer.name]
+        if g not in thresholds:
+            thresholds[g] = nn.Parameter(torch.tensor(float(s_init)))
+        parametrize.register_parametrization(layer.module, "weight", SoftThreshold(thresholds[g]))
+    return thresholds
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-7)
+    return math.log(p / (1 - p))
+
+
+@STRATEGIES.register("str")
+class STR(PruningStrategy):
+    needs_dense = True
+    granularity = "layer"  # AdapMTL overrides: one threshold per component
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        init = self.params.get("init", "target")
+        if init != "target":
+            init = param(self.params, "init", 0.0, float, lambda v: -1e4 < v < 1e4, "'target' or a float s_init")
+        self.init = init
+        self.thresholds: dict[str, nn.Parameter] = {}
+
+    def groups(self, model) -> dict[str, str]:
+        return {layer.name: layer.name for layer in prunable_layers(model)}
+
+    def install(self, model) -> None:
+        self.thresholds = install_soft_thresholds(model, self.groups(model))
+
+    def setup(self, ctx: TrainContext) -> None:
+        if ctx.dense_state is not None:
+            load_into_masked(ctx.model, ctx.dense_state)
+        if self.init == "target":
+            with torch.no_grad():
+                raw = torch.cat([layer.module.parametrizations.weight.original.abs().reshape(-1)
+                                 for layer in prunable_layers(ctx.model)])
+                k = max(1, int(round(self.cfg.sparsity * raw.numel())))
+                s0 = logit(float(raw.kthvalue(k).values))
+        else:
+            s0 = float(self.init)
+        with torch.no_grad():
+            for p in self.thresholds.values():
+                p.fill_(s0)
+
+    def scalars(self):
+        return {f"threshold/{g}": float(torch.sigmoid(p.detach())) for g, p in self.thresholds.items()
+                if self.granularity != "layer"}
+
