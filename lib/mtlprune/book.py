@@ -29,6 +29,7 @@ STATIC_PAGES_AFTER = ["conventions"]
 class Variant:
     name: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    title: str | None = None  # the page title in the book's table of contents
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def load_manifest(path: Path | None = None) -> list[Chapter]:
         if not nb.exists():
             raise ValueError(f"{path}: chapter #{i} names {nb.name}, which does not exist in notebooks/")
         raw = entry.get("variants") or [{"name": "main", "parameters": {}}]
-        variants = tuple(Variant(v["name"], dict(v.get("parameters") or {})) for v in raw)
+        variants = tuple(Variant(v["name"], dict(v.get("parameters") or {}), v.get("title")) for v in raw)
         chapters.append(Chapter(entry["notebook"], entry["part"], variants))
     if not chapters:
         raise ValueError(f"{path} lists no chapters")
@@ -75,9 +76,13 @@ def _check_parameters(chapter: Chapter) -> None:
                              f"{sorted(unknown)}; the notebook declares {sorted(declared)}")
 
 
-def _tag_for_book(path: Path) -> None:
-    """Hide code inputs (one click shows them) and drop the default parameters cell (the injected one stays)."""
+def _tag_for_book(path: Path, title: str | None = None) -> None:
+    """Hide code inputs (one click shows them), drop the default parameters cell (the injected one stays) and, for a
+    titled variant, make its title the page heading."""
     nb = nbformat.read(path, as_version=4)
+    first_md = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if title and first_md is not None and first_md.source.startswith("# "):
+        first_md.source = f"# {title}" + first_md.source[first_md.source.index("\n"):]
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -95,7 +100,7 @@ def execute_chapter(chapter: Chapter, variant: Variant, profile: str, out_dir: P
     t = time.perf_counter()
     pm.execute_notebook(str(paths.notebooks_dir() / f"{chapter.notebook}.ipynb"), str(out), parameters=params,
                         kernel_name="python3", progress_bar=False, log_output=True, cwd=str(paths.REPO_ROOT))
-    _tag_for_book(out)
+    _tag_for_book(out, variant.title)
     return out, time.perf_counter() - t
 
 
@@ -105,7 +110,10 @@ def write_toc(chapters: list[Chapter], done: set[str], book: Path) -> None:
         for v in ch.variants:
             stem = ch.output_stem(v)
             if stem in done:
-                parts.setdefault(ch.part, []).append({"file": f"generated/{stem}"})
+                entry = {"file": f"generated/{stem}"}
+                if v.title:
+                    entry["title"] = v.title
+                parts.setdefault(ch.part, []).append(entry)
     toc = {"format": "jb-book", "root": STATIC_PAGES_BEFORE[0],
            "parts": [{"caption": cap, "chapters": items} for cap, items in parts.items()]
            + [{"caption": "Reference", "chapters": [{"file": p} for p in STATIC_PAGES_AFTER]}]}

@@ -31,10 +31,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = make_config(args.profile, args.method, args.sparsity, overrides=_parse_set(args.set),
                       weighting=args.weighting)
     summary = run(cfg, args.seed, Runtime(device=args.device, progress=not args.no_progress), profile=args.profile)
-    keys = ["run_id", "method", "seed", "metrics", "delta_t", "delta_p", "sparsity", "params", "dense_run_id",
-            "train_seconds", "device"]
+    keys = ["run_id", "method", "seed", "metrics", "delta_t", "delta_p", "sparsity", "params", "bytes",
+            "dense_run_id", "train_seconds", "device"]
     if args.json:
-        print(json.dumps(json_safe({k: summary[k] for k in keys}), allow_nan=False))
+        out = {k: summary[k] for k in keys}
+        # achieved sparsity per layer too (the summary keeps the counts under `sparsity_layers`)
+        out["sparsity"] = {**summary["sparsity"],
+                           "layers": {n: v["sparsity"] for n, v in summary["sparsity_layers"].items()}}
+        print(json.dumps(json_safe(out), allow_nan=False))
     else:
         print(f"{summary['run_id']} seed {summary['seed']}: delta_t {summary['delta_t']['mean']}, "
               f"sparsity {summary['sparsity']['overall']:.4f}")

@@ -18,6 +18,8 @@ def set_style() -> None:
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", font_scale=0.95)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titleweight": "bold",
                          "figure.constrained_layout.use": True})
+    pd.set_option("display.max_columns", 80)
+    pd.set_option("display.width", 200)
 
 
 set_style()
@@ -88,4 +90,116 @@ def class_legend() -> plt.Figure:
     ax.set_xticks(range(13), NYU13_CLASSES, rotation=30, fontsize=8)
     ax.set_yticks([])
     ax.grid(False)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pruning figures
+# ---------------------------------------------------------------------------------------------------------------------
+def _levels(df: pd.DataFrame) -> pd.DataFrame:
+    """Requested sparsities as ordered labels: equal spacing for 50 / 90 / 95 / 99 % instead of a crowded axis."""
+    out = df.sort_values("sparsity_requested").copy()
+    out["requested"] = out["sparsity_requested"].map(lambda v: f"{v:.0%}")
+    return out
+
+
+def delta_vs_sparsity(df: pd.DataFrame, metric: str = "delta_t") -> plt.Figure:
+    """One panel per task (and the mean): Δ vs requested sparsity, one line per method, mean ± sd over seeds."""
+    sub = _levels(df[(df["metric"] == metric) & (df["method"] != "dense")])
+    sub["value"] = sub["value"].astype(float)
+    panels = ["seg", "normal", "depth", "mean"]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8), sharex=True)
+    for i, (ax, task) in enumerate(zip(axes, panels)):
+        g = sub[sub["task"] == task]
+        sns.lineplot(data=g, x="requested", y="value", hue="method", style="method", markers=True,
+                     dashes=False, errorbar="sd", ax=ax, legend=i == len(panels) - 1)
+        ax.axhline(0, color="0.3", lw=0.8, ls=":")
+        ax.set_title("Δ_T (mean over tasks)" if task == "mean" else f"Δ_T {TASK_TITLES[task]}")
+        ax.set_xlabel("requested sparsity")
+        ax.set_ylabel("Δ vs dense (%)")
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    return fig
+
+
+def component_allocation(df: pd.DataFrame, sparsity: float | None = None, index: str = "method") -> plt.Figure:
+    """Heatmap of achieved sparsity (%) per `index` (method, or sparsity_requested) × component, mean over seeds;
+    `sparsity` restricts to one requested level."""
+    df = df[df["method"] != "dense"]
+    if sparsity is not None:
+        df = df[df["sparsity_requested"] == sparsity]
+    sub = df[df["metric"] == "sparsity"]
+    wide = sub.pivot_table(index=index, columns="task", values="value", aggfunc="mean") * 100
+    wide["overall"] = df.groupby(index)["sparsity"].mean() * 100
+    wide = wide[[c for c in ["backbone", "seg", "depth", "normal", "overall"] if c in wide.columns]]
+    fig, ax = plt.subplots(figsize=(6.5, 0.42 * len(wide) + 1.2))
+    sns.heatmap(wide, annot=True, fmt=".1f", cmap="mako_r", vmin=max(0, wide.values.min() - 5), vmax=100,
+                cbar_kws={"label": "zeros (%)"}, ax=ax)
+    ax.set_title("where the zeros go" + (f" at {sparsity:.0%} requested sparsity" if sparsity is not None else ""))
+    ax.set_xlabel("component")
+    ax.set_ylabel("")
+    return fig
+
+
+def layer_profiles(layers: pd.DataFrame, sparsity: float | None = None, hue: str = "method") -> plt.Figure:
+    """Achieved sparsity of every prunable layer (in network order) per `hue`; components shaded."""
+    sub = layers[layers["method"] != "dense"]
+    if sparsity is not None:
+        sub = sub[sub["sparsity_requested"] == sparsity]
+    sub = sub.groupby([hue, "order", "layer", "component"], as_index=False)["sparsity"].mean()
+    if hue == "sparsity_requested":
+        sub[hue] = sub[hue].map(lambda v: f"{v:.0%}")
+    fig, ax = plt.subplots(figsize=(12, 3.8))
+    sns.lineplot(data=sub, x="order", y="sparsity", hue=hue, style=hue, markers=True, dashes=False,
+                 ax=ax, markersize=4)
+    bounds = sub.groupby("component")["order"].agg(["min", "max"]).sort_values("min")
+    for i, (comp, b) in enumerate(bounds.iterrows()):
+        if i % 2 == 0:
+            ax.axvspan(b["min"] - 0.5, b["max"] + 0.5, color="0.93", zorder=0)
+        ax.text((b["min"] + b["max"]) / 2, 1.02, comp, ha="center", va="bottom", fontsize=8,
+                transform=ax.get_xaxis_transform())
+    ax.set_xlabel("prunable layer (network order)")
+    ax.set_ylabel("achieved sparsity")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    return fig
+
+
+def sparsity_over_training(history: pd.DataFrame) -> plt.Figure:
+    """Per-component sparsity over the sparse phase, one panel per requested sparsity (seed 0 shown)."""
+    train = history[(history["split"] == "train") & (history["seed"] == history["seed"].min())]
+    cols = [c for c in train.columns if c.startswith("sparsity/")]
+    long = train.melt(id_vars=["step", "sparsity_requested"], value_vars=cols, var_name="component",
+                      value_name="sparsity")
+    long["component"] = long["component"].str.removeprefix("sparsity/")
+    levels = sorted(long["sparsity_requested"].unique())
+    fig, axes = plt.subplots(1, len(levels), figsize=(3.6 * len(levels), 3.0), sharey=True, squeeze=False)
+    for i, (ax, s) in enumerate(zip(axes[0], levels)):
+        sns.lineplot(data=long[long["sparsity_requested"] == s], x="step", y="sparsity", hue="component", ax=ax,
+                     legend=i == len(levels) - 1)
+        ax.set_title(f"requested {s:.0%}")
+        ax.set_xlabel("iteration of the sparse phase")
+    if len(levels):
+        axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    return fig
+
+
+HEADLINE_METRICS = [("seg", "miou", "mIoU (%)"), ("seg", "pixacc", "pixel acc. (%)"), ("depth", "abs_err", "abs error (m)"),
+                    ("depth", "delta1", "δ<1.25 (%)"), ("normal", "angle_mean", "mean angle (°)"),
+                    ("normal", "within_22_5", "within 22.5° (%)")]
+
+
+def metrics_vs_sparsity(df: pd.DataFrame) -> plt.Figure:
+    """Raw test metrics vs requested sparsity per method (mean ± sd over seeds); the dense reference as a line."""
+    test = _levels(df[df["split"] == "test"])
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7), sharex=True)
+    for i, (ax, (task, metric, label)) in enumerate(zip(axes.flat, HEADLINE_METRICS)):
+        g = test[(test["task"] == task) & (test["metric"] == metric)]
+        sns.lineplot(data=g[g["method"] != "dense"], x="requested", y="value", hue="method", style="method",
+                     markers=True, dashes=False, errorbar="sd", ax=ax, legend=i == 2)
+        dense = g[g["method"] == "dense"]["value"]
+        if len(dense):
+            ax.axhline(dense.mean(), color="0.2", lw=1, ls="--", label="dense")
+        ax.set_title(f"{TASK_TITLES[task]}: {label}")
+        ax.set_xlabel("requested sparsity")
+        ax.set_ylabel(label)
+    axes.flat[2].legend(loc="center left", bbox_to_anchor=(1.02, 0.0), fontsize=8)
     return fig

@@ -182,12 +182,14 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
     snapshots = tuple(snapshot_steps(cfg.train.iterations)) if strategy.keeps_snapshots else ()
 
     started = time.time()
-    history, resumed_from = fit(model, weighting, strategy, ctx, train_data, val_data, cfg.train, seed=seed,
+    result = fit(model, weighting, strategy, ctx, train_data, val_data, cfg.train, seed=seed,
                                 flip=cfg.data.flip, ckpt_path=out / "checkpoint.pt", runtime=runtime,
                                 desc=f"{cfg.run_id} seed {seed}", snapshots=snapshots,
                                 monitor=lambda: component_sparsity(model))
     metrics, test_losses = evaluate(model, test_data, cfg.tasks, cfg.train.eval_batch_size, device)
-    val_metrics, _ = evaluate(model, val_data, cfg.tasks, cfg.train.eval_batch_size, device)
+    # the loop's last record is the validation of the final model: no second pass
+    last_val = next(r for r in reversed(result.history) if r["split"] == "val")
+    val_metrics = {t: {m: last_val[f"{t}/{m}"] for m in ms} for t, ms in metrics.items()}
     report = sparsity_report(model)
     reference = dense_summary["metrics"] if dense_summary is not None else metrics
 
@@ -196,9 +198,8 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
     sparse_blob = export_sparse(state, [layer.name for layer in prunable_layers(model)])
     (out / "model_sparse.pt").write_bytes(sparse_blob)
     with open(out / "history.jsonl", "w") as fh:
-        for rec in history:
+        for rec in result.history:
             fh.write(json.dumps(rec) + "\n")
-    last_ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
     summary = {
         "run_id": cfg.run_id,
         "kind": cfg.kind,
@@ -221,8 +222,8 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
         "bytes": {"dense_float32": 4 * sum(v.numel() for v in state.values() if v.is_floating_point()),
                   "model_file": (out / "model.pt").stat().st_size, "sparse_file": len(sparse_blob)},
         "iterations": cfg.train.iterations,
-        "resumed_from_step": resumed_from,
-        "train_seconds": last_ckpt["elapsed"],
+        "resumed_from_step": result.resumed_from,
+        "train_seconds": result.seconds,
         "wall_seconds_this_process": time.time() - started,
         "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
         "env": {"torch": torch.__version__, "python": platform.python_version(), "mtlprune": __version__,

@@ -29,6 +29,13 @@ class CacheError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class FitResult:
+    history: list[dict[str, Any]]
+    resumed_from: int  # 0 for a fresh start, else the checkpoint's step
+    seconds: float  # training time over every process that worked on the run (resumes included)
+
+
+@dataclass(frozen=True)
 class Runtime:
     """How to run, never what is run: none of this enters a run id."""
 
@@ -133,12 +140,11 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
         train_data: dict[str, torch.Tensor], val_data: dict[str, torch.Tensor], cfg: TrainConfig, *, seed: int,
         flip: bool, ckpt_path: Path, runtime: Runtime, desc: str = "train",
         snapshots: tuple[int, ...] = (), monitor: Callable[[], dict[str, float]] | None = None,
-        ) -> tuple[list[dict[str, Any]], int]:
+        ) -> FitResult:
     """Train in place until `cfg.iterations`; resumes from `ckpt_path` if present.
 
     `monitor()` adds scalars (e.g. per-component sparsity) to every logged record.
     `snapshots`: steps at which the model weights are also saved to `snapshots/step_<k>.pt` next to the checkpoint.
-    Returns the history records and the step this call started from (0, or the checkpoint's step on resume).
     """
     strategy.install(model)
     device = ctx.device
@@ -178,7 +184,7 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
                      "history": history, "elapsed": elapsed}, ckpt_path)
 
     resumed_from = step
-    log_every = max(1, cfg.iterations // 50)
+    log_every = max(1, cfg.iterations // 25)
     bar = tqdm(total=cfg.iterations, initial=step, desc=desc, unit="it", disable=not runtime.progress,
                dynamic_ncols=True, leave=False)
     model.train()
@@ -227,4 +233,4 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
         if step >= cfg.iterations or epoch % runtime.checkpoint_every == 0:
             checkpoint()
     bar.close()
-    return history, resumed_from
+    return FitResult(history, resumed_from, elapsed)

@@ -2,7 +2,7 @@
 
 A weighting is an `nn.Module` (so learnable weights, e.g. uncertainty weighting, join the optimizer and the
 checkpoint) called as `weighting(losses, step) -> (total, weights)`; the trainer logs the weights it returns.
-Registered here: `equal` (Σ_t L_t). Later issues add adaptive (AdapMTL), uncertainty (Kendall et al.) and DWA.
+Registered here: `equal` (Σ_t L_t), `uncertainty` (Kendall et al., CVPR 2018) and `dwa` (Liu et al., CVPR 2019).
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ WEIGHTINGS: Registry = Registry("loss weighting")
 
 
 class Weighting(nn.Module):
-    def __init__(self, tasks: tuple[str, ...], **params: Any) -> None:
+    def __init__(self, tasks: tuple[str, ...]) -> None:
         super().__init__()
         self.tasks = tuple(tasks)
-        if params:
-            raise ValueError(f"{type(self).__name__} takes no parameters, got {sorted(params)}")
 
     def forward(self, losses: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
@@ -36,5 +34,66 @@ class EqualWeighting(Weighting):
         return sum(losses.values()), {t: 1.0 for t in losses}
 
 
+@WEIGHTINGS.register("uncertainty")
+class UncertaintyWeighting(Weighting):
+    """Kendall, Gal & Cipolla, "Multi-task learning using uncertainty to weigh losses", CVPR 2018.
+
+    L = Σ_t ½·exp(−s_t)·L_t + ½·s_t with a learnable s_t = log σ_t² per task (LibMTL's/MTAN's form, one expression for
+    every task instead of the paper's separate classification and regression forms). Hyperparameter: `init` (s_t at
+    the start, LibMTL: −0.5). The reported weight of task t is ½·exp(−s_t).
+    """
+
+    def __init__(self, tasks, init: float = -0.5):
+        super().__init__(tasks)
+        self.log_var = nn.Parameter(torch.full((len(self.tasks),), float(init)))
+
+    def forward(self, losses, step):
+        total = 0.0
+        for i, t in enumerate(self.tasks):
+            total = total + 0.5 * torch.exp(-self.log_var[i]) * losses[t] + 0.5 * self.log_var[i]
+        return total, {t: float(0.5 * torch.exp(-self.log_var[i].detach())) for i, t in enumerate(self.tasks)}
+
+
+@WEIGHTINGS.register("dwa")
+class DynamicWeightAverage(Weighting):
+    """Liu, Johns & Davison, "End-to-end multi-task learning with attention" (MTAN), CVPR 2019: Dynamic Weight Average.
+
+    λ_t(k) = T·exp(w_t(k−1)/τ) / Σ_i exp(w_i(k−1)/τ) with w_t(k−1) = L̄_t(k−1)/L̄_t(k−2), the ratio of the task's mean
+    training loss over the last two *periods*; λ = 1 for the first two periods. Deviation: a period is `period`
+    iterations (the paper uses epochs; our runs are counted in iterations). Hyperparameters: `temperature` τ (2.0),
+    `period` (50 iterations).
+    """
+
+    def __init__(self, tasks, temperature: float = 2.0, period: int = 50):
+        super().__init__(tasks)
+        if temperature <= 0 or int(period) < 1:
+            raise ValueError(f"dwa needs temperature > 0 and period >= 1, got {temperature}, {period}")
+        self.temperature, self.period = float(temperature), int(period)
+        self.register_buffer("sums", torch.zeros(len(self.tasks)))  # running sum of the current period
+        self.register_buffer("history", torch.zeros(2, len(self.tasks)))  # means of the two previous periods
+        self.register_buffer("periods_done", torch.zeros((), dtype=torch.long))
+        self.register_buffer("weights", torch.ones(len(self.tasks)))
+
+    def forward(self, losses, step):
+        with torch.no_grad():
+            self.sums += torch.stack([losses[t].detach().float() for t in self.tasks])
+            if (step + 1) % self.period == 0:
+                self.history = torch.stack([self.history[1], self.sums / self.period])
+                self.sums.zero_()
+                self.periods_done += 1
+                if self.periods_done >= 2:
+                    ratio = self.history[1] / self.history[0].clamp_min(1e-12)
+                    self.weights = len(self.tasks) * torch.softmax(ratio / self.temperature, 0)
+        total = sum(self.weights[i] * losses[t] for i, t in enumerate(self.tasks))
+        return total, {t: float(self.weights[i]) for i, t in enumerate(self.tasks)}
+
+
 def build_weighting(name: str, tasks: tuple[str, ...], params: dict[str, Any]) -> Weighting:
-    return WEIGHTINGS.get(name)(tasks, **params)
+    cls = WEIGHTINGS.get(name)
+    try:
+        return cls(tasks, **params)
+    except TypeError as exc:  # unknown keyword: name the valid ones
+        import inspect
+
+        valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "tasks")]
+        raise ValueError(f"loss weighting {name!r}: bad parameters {sorted(params)} ({exc}); valid: {valid}") from None

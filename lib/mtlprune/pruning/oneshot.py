@@ -48,7 +48,7 @@ def load_into_masked(model, plain_state: dict[str, torch.Tensor]) -> None:
         else:
             remapped[key] = value
     missing, unexpected = model.load_state_dict(remapped, strict=False)
-    unexpected = [k for k in unexpected]
+    # masks and thresholds belong to the strategy, not to the dense state
     missing = [k for k in missing if not k.endswith(".mask") and "sparse_threshold" not in k]
     if missing or unexpected:
         raise RuntimeError(f"dense state does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
