@@ -56,11 +56,8 @@ def _ctx(cfg, model, seed=0):
                         train_batches=lambda: iterate_batches(data, 8, gen, True))
 
 
-@pytest.mark.parametrize("method", ["random", "magnitude_global", "magnitude_layer", "snip", "disparse_static",
-                                    "disparse_pt", "disparse_dynamic"])
-@pytest.mark.parametrize("sparsity", [0.5, 0.95, 0.99])
-def test_initial_masks_hit_the_target(method, sparsity):
-    cfg = make_config("smoke", method, sparsity)
+def _set_up(cfg):
+    """A freshly built smoke model with the strategy of `cfg` installed and set up (a random 'dense' state)."""
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.tasks)
     strategy = build_strategy(cfg.pruning)
@@ -68,6 +65,14 @@ def test_initial_masks_hit_the_target(method, sparsity):
     ctx = _ctx(cfg, model)
     ctx.dense_state = plain_state_dict(build_model(cfg.model, cfg.tasks))
     strategy.setup(ctx)
+    return model, strategy, ctx
+
+
+@pytest.mark.parametrize("method", ["random", "magnitude_global", "magnitude_layer", "snip", "disparse_static",
+                                    "disparse_pt", "disparse_dynamic"])
+@pytest.mark.parametrize("sparsity", [0.5, 0.95, 0.99])
+def test_initial_masks_hit_the_target(method, sparsity):
+    model, _, _ = _set_up(make_config("smoke", method, sparsity))
     w = effective_weights(model)
     achieved = sum(int((v == 0).sum()) for v in w.values()) / sum(v.numel() for v in w.values())
     assert abs(achieved - sparsity) <= 0.005
@@ -173,13 +178,7 @@ def test_erk_densities_meet_the_overall_density():
 
 def test_imp_masks_only_shrink_and_end_at_the_target():
     cfg = make_config("smoke", "imp", 0.9, overrides={"train.iterations": 8}, method_params={"rounds": 4})
-    torch.manual_seed(0)
-    model = build_model(cfg.model, cfg.tasks)
-    strategy = build_strategy(cfg.pruning)
-    strategy.install(model)
-    ctx = _ctx(cfg, model)
-    ctx.dense_state = plain_state_dict(build_model(cfg.model, cfg.tasks))
-    strategy.setup(ctx)
+    model, strategy, ctx = _set_up(cfg)
     prev = get_masks(model)
     seen = []
     for step in range(1, 9):

@@ -74,10 +74,14 @@ def test_same_seed_same_numbers_different_seed_different(smoke_cfg, store, monke
     assert runner.run(smoke_cfg, 1, QUIET)["metrics"] != a
 
 
-def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(store, monkeypatch):
-    sets = ["--set", "train.iterations=40", "--no-progress", "--json"]
+@pytest.mark.parametrize("method", ["dense", "disparse_dynamic", "str"])
+def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(method, store, monkeypatch):
+    """SIGKILL after the first checkpoint, rerun: it resumes (masks, thresholds, RNG streams restored) and ends with
+    exactly the numbers of a run that was never interrupted."""
+    sparsity = [] if method == "dense" else ["--sparsity", "0.9"]
+    sets = ["--method", method, *sparsity, "--set", "train.iterations=40", "--no-progress", "--json"]
     args = [sys.executable, "-m", "mtlprune", "run", "--profile", "smoke", *sets]
-    cfg = make_config("smoke", overrides={"train.iterations": 40})
+    cfg = make_config("smoke", method, 0.9 if sparsity else 0.0, overrides={"train.iterations": 40})
     ckpt = paths.seed_dir(cfg.run_id, 0) / "checkpoint.pt"
     proc = subprocess.Popen(args, cwd=paths.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -91,8 +95,9 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(store, monkeypatc
     assert summary["resumed_from_step"] > 0
     monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / "uninterrupted"))
     straight = json.loads(_cli("run", "--profile", "smoke", *sets).stdout.strip().splitlines()[-1])
-    # The checkpoint restores weights, optimizer, schedule and every RNG: resuming changes nothing
+    # The checkpoint restores weights, masks, optimizer, schedule and every RNG: resuming changes nothing
     assert resumed["metrics"] == straight["metrics"]
+    assert resumed["sparsity"] == straight["sparsity"]
 
 
 def test_corrupt_summary_and_checkpoint_name_the_fix(smoke_cfg):

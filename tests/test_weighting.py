@@ -24,7 +24,7 @@ def test_equal_is_the_plain_sum():
 def test_uncertainty_formula_and_learnable_log_variances():
     wt = build_weighting("uncertainty", TASKS, {"init": 0.0})
     total, w = wt(_losses(1, 2, 3), 0)
-    assert float(total) == pytest.approx(0.5 * 6)  # s = 0: ½·L each, plus ½·0
+    assert float(total.detach()) == pytest.approx(0.5 * 6)  # s = 0: ½·L each, plus ½·0
     assert w["seg"] == pytest.approx(0.5)
     total.backward()
     # d/ds (½ e^{-s} L + ½ s) at s = 0 is ½(1 − L)

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from .data.nyuv2 import DataError
+from .errors import CacheError
 from .profiles import PROFILES
 
 
@@ -106,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        # One clear line instead of a traceback for bad input, missing data and corrupt caches.
+    except (ValueError, FileNotFoundError, FloatingPointError, DataError, CacheError) as exc:
+        # One clear line instead of a traceback for bad input, missing data and corrupt caches; anything else is a bug
+        # and keeps its traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 2

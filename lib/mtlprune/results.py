@@ -9,7 +9,9 @@ from typing import Iterable
 import pandas as pd
 
 from . import paths
+from .config import RunConfig, from_dict, to_dict
 from .metrics import METRICS
+from .models import build_model, prunable_layers
 from .runner import read_summary
 
 ID_COLUMNS = ["run_id", "method", "weighting", "backbone", "sparsity_requested", "sparsity", "seed", "profile"]
@@ -58,11 +60,26 @@ def load_history(run_id: str, seed: int) -> pd.DataFrame:
         return pd.DataFrame([json.loads(line) for line in fh if line.strip()])
 
 
+def network_order(config: dict) -> dict[str, int]:
+    """Layer name -> position in the network's forward order, for the architecture of a canonical run config.
+    (summary.json stores layers under sorted keys, which would put a backbone's stem after its last block.)"""
+    cfg = from_dict(RunConfig, config)
+    key = json.dumps([to_dict(cfg.model), list(cfg.tasks)])
+    if key not in _ORDER_CACHE:
+        _ORDER_CACHE[key] = {layer.name: i for i, layer in enumerate(prunable_layers(build_model(cfg.model, cfg.tasks)))}
+    return _ORDER_CACHE[key]
+
+
+_ORDER_CACHE: dict[str, dict[str, int]] = {}
+
+
 def load_layer_sparsity(run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per (run, seed, prunable layer): achieved sparsity, zeros, parameter count; `order` = network order."""
     rows = []
     for path in summary_files(run_ids):
         s = read_summary(path)
-        for order, (layer, info) in enumerate(s["sparsity_layers"].items()):
+        order = network_order(s["config"])
+        for layer, info in s["sparsity_layers"].items():
             rows.append({"run_id": s["run_id"], "method": s["method"], "seed": s["seed"],
-                         "sparsity_requested": s["sparsity_requested"], "layer": layer, "order": order, **info})
-    return pd.DataFrame(rows)
+                         "sparsity_requested": s["sparsity_requested"], "layer": layer, "order": order[layer], **info})
+    return pd.DataFrame(rows).sort_values(["run_id", "seed", "order"], ignore_index=True)

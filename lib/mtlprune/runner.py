@@ -15,31 +15,30 @@ process wait instead of writing the same run.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import functools
 import json
 import math
 import os
 import platform
 import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from . import __version__, paths
 from .config import RunConfig, canonical, to_dict
 from .data.nyuv2 import RoomsSpec, generate, load_split
+from .errors import CacheError
+from .locks import file_lock
 from .metrics import delta_p, delta_t
 from .models import build_model, prunable_layers
 from .pruning import TrainContext, build_strategy
 from .pruning.base import snapshot_steps
 from .pruning.masks import export_sparse, plain_state_dict
 from .sparsity import component_sparsity, sparsity_report
-from .train import CacheError, Runtime, evaluate, fit, iterate_batches, pick_device, seed_everything
+from .train import Runtime, evaluate, fit, iterate_batches, pick_device, seed_everything
 from .validate import validate
 from .weighting import build_weighting
 
@@ -57,7 +56,8 @@ def ensure_data(synthetic: RoomsSpec | None, progress: bool = True) -> Path:
     """Generated datasets are made on first use (deterministic, seconds); real data must already be on disk."""
     root = data_root(synthetic)
     if synthetic is not None and not (root / "meta.json").exists():
-        generate(synthetic, root, progress=progress)
+        with file_lock(root.parent / f".{root.name}.lock", str(root)):
+            generate(synthetic, root, progress=progress)  # returns at once if another process just finished it
     return root
 
 
@@ -107,19 +107,8 @@ def read_summary(path: Path) -> dict[str, Any]:
                          f"last checkpoint: rm '{path}'") from None
 
 
-@contextmanager
-def run_lock(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another process that is writing {directory} ...", file=sys.stderr, flush=True)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def run_lock(directory: Path):
+    return file_lock(directory / ".lock", str(directory))
 
 
 def _git_commit() -> str | None:
@@ -176,8 +165,9 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
         dense_dir = paths.seed_dir(dense_summary["run_id"], seed)
         if strategy.needs_dense:
             dense_state = torch.load(dense_dir / "model.pt", map_location=device)
-    batch_gen = torch.Generator().manual_seed(seed + 1)
+    batch_gen = torch.Generator().manual_seed(seed + 1)  # batches a strategy draws (scores, growth); checkpointed
     ctx = TrainContext(model=model, cfg=cfg, device=device, dense_state=dense_state, dense_dir=dense_dir, seed=seed,
+                       batch_rng=batch_gen,
                        train_batches=lambda: iterate_batches(train_data, cfg.train.batch_size, batch_gen, True))
     snapshots = tuple(snapshot_steps(cfg.train.iterations)) if strategy.keeps_snapshots else ()
 

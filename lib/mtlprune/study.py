@@ -119,9 +119,9 @@ def pruning_grid(profile: str, methods: Iterable[str], sparsities: Iterable[floa
     Everything is validated before anything runs."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
-    methods = list(methods)
-    if isinstance(methods, str) or not methods:
+    if isinstance(methods, str) or not list(methods):
         raise ValueError(f"methods must be a non-empty list of method keys, got {methods!r}")
+    methods = list(methods)
     sparsities = check_sparsities(list(sparsities))
     seeds = check_seeds(list(seeds) if seeds is not None else default_seeds(profile, "main"))
     extra = list(extra_seeds) if extra_seeds is not None else default_seeds(profile, "extra")

@@ -18,14 +18,11 @@ from torch import nn
 from tqdm import tqdm  # plain text bars: no widget output in executed notebooks
 
 from .config import TrainConfig
+from .errors import CacheError  # noqa: F401 - re-exported for callers of train
 from .losses import task_losses
 from .metrics import TaskMeters
 from .pruning import PruningStrategy, TrainContext
 from .weighting import Weighting
-
-
-class CacheError(RuntimeError):
-    """A cached artefact (checkpoint, summary) is unreadable; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +160,8 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["batch_rng"])
+        if ctx.batch_rng is not None and "strategy_batch_rng" in state:
+            ctx.batch_rng.set_state(state["strategy_batch_rng"])
         torch.set_rng_state(state["torch_rng"])
         step, epoch, history, elapsed = state["step"], state["epoch"], state["history"], state["elapsed"]
     else:
@@ -181,6 +180,7 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
         save_atomic({"model": model.state_dict(), "weighting": weighting.state_dict(),
                      "strategy": strategy.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                      "batch_rng": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step, "epoch": epoch,
+                     **({"strategy_batch_rng": ctx.batch_rng.get_state()} if ctx.batch_rng is not None else {}),
                      "history": history, "elapsed": elapsed}, ckpt_path)
 
     resumed_from = step

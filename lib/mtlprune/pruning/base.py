@@ -34,6 +34,7 @@ class TrainContext:
     dense_state: dict[str, torch.Tensor] | None = None
     dense_dir: Path | None = None  # the dense run's seed folder (its snapshots are the LTH rewinding points)
     seed: int = 0
+    batch_rng: torch.Generator | None = None  # drives `train_batches`; saved in checkpoints so resumes replay it
     extras: dict[str, Any] = field(default_factory=dict)
 
 

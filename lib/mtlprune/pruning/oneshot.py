@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import CacheError
 from ..models import prunable_layers
 from .base import REWIND_FRACTIONS, STRATEGIES, PruningStrategy, TrainContext, param, snapshot_steps
 from .masks import effective_weights, global_masks, install_masks, layer_masks, set_masks
@@ -51,7 +52,9 @@ def load_into_masked(model, plain_state: dict[str, torch.Tensor]) -> None:
     # masks and thresholds belong to the strategy, not to the dense state
     missing = [k for k in missing if not k.endswith(".mask") and "sparse_threshold" not in k]
     if missing or unexpected:
-        raise RuntimeError(f"dense state does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise CacheError(f"the dense run's weights do not fit this model (missing {missing[:3]}, unexpected "
+                         f"{unexpected[:3]}): was it trained with another architecture? Delete the dense run folder "
+                         f"to retrain it")
 
 
 @STRATEGIES.register("random")
@@ -83,14 +86,14 @@ class LotteryTicket(MaskedStrategy):
 
     def setup(self, ctx):
         if ctx.dense_state is None or ctx.dense_dir is None:
-            raise RuntimeError("lth needs the trained dense reference")
+            raise CacheError("lth needs the trained dense reference of this run (cfg.dense)")
         load_into_masked(ctx.model, ctx.dense_state)
         masks = global_masks({n: w.abs() for n, w in effective_weights(ctx.model).items()}, self.cfg.sparsity)
         iters = ctx.cfg.dense.train.iterations
         step = int(round(self.rewind * iters))
         snap = ctx.dense_dir / "snapshots" / f"step_{step}.pt"
         if step not in snapshot_steps(iters) or not snap.exists():
-            raise RuntimeError(f"the dense run has no weight snapshot at step {step} ({snap}); it was trained before "
+            raise CacheError(f"the dense run has no weight snapshot at step {step} ({snap}); it was trained before "
                                f"snapshots existed: delete {ctx.dense_dir} to retrain it")
         load_into_masked(ctx.model, torch.load(snap, map_location=ctx.device))
         set_masks(ctx.model, masks)
