@@ -50,4 +50,4 @@ def test_registry_and_errors():
         build_weighting("dwa", TASKS, {"temp": 1})
     with pytest.raises(ValueError, match="unknown loss weighting 'gradnorm'"):
         build_weighting("gradnorm", TASKS, {})
-    assert not math.isnan(float(build_weighting("uncertainty", TASKS, {})(_losses(1, 1, 1), 0)[0]))
+    assert not math.isnan(float(build_weighting("uncertainty", TASKS, {})(_losses(1, 1, 1), 0)[0].detach()))
