@@ -200,9 +200,6 @@ class DiSparseDynamic(DiSparseBase):
         component_of = {layer.name: layer.component for layer in prunable_layers(ctx.model)}
         set_masks(ctx.model, union_rule(keeps, component_of))  # grown weights start at zero (RigL)
 
-    def scalars(self):
-        return {}
-
     def state_dict(self):
         return {"density": self.density, "finished": self.finished}
 
