@@ -27,7 +27,8 @@ EXACT = [m for m in METHODS if m != "str"]
 
 def test_every_issue_key_is_registered():
     assert set(METHODS) == {"random", "magnitude_global", "magnitude_layer", "gradual_magnitude", "snip", "lth",
-                            "imp", "str", "disparse_static", "disparse_pt", "disparse_dynamic"}
+                            "imp", "str", "disparse_static", "disparse_pt", "disparse_dynamic", "adapmtl",
+                            "adapmtl_global_threshold", "adapmtl_layer_thresholds"}
 
 
 @pytest.mark.parametrize("method", METHODS)

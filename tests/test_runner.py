@@ -9,15 +9,14 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from mtlprune import paths, runner
-from mtlprune.cli import main
 from mtlprune.profiles import make_config
 from mtlprune.results import load_summaries
-from mtlprune.train import CacheError, Runtime
+from mtlprune.errors import CacheError
+from mtlprune.train import Runtime
 
 QUIET = Runtime(progress=False)
 METRICS = {"seg": {"miou", "pixacc"}, "depth": {"abs_err", "rel_err", "delta1", "delta2", "delta3"},
@@ -74,7 +73,7 @@ def test_same_seed_same_numbers_different_seed_different(smoke_cfg, store, monke
     assert runner.run(smoke_cfg, 1, QUIET)["metrics"] != a
 
 
-@pytest.mark.parametrize("method", ["dense", "disparse_dynamic", "str"])
+@pytest.mark.parametrize("method", ["dense", "disparse_dynamic", "str", "adapmtl"])
 def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(method, store, monkeypatch):
     """SIGKILL after the first checkpoint, rerun: it resumes (masks, thresholds, RNG streams restored) and ends with
     exactly the numbers of a run that was never interrupted."""

@@ -17,12 +17,12 @@ def _losses(a, b, c):
 
 
 def test_equal_is_the_plain_sum():
-    total, w = build_weighting("equal", TASKS, {})(_losses(1, 2, 3), 0)
+    total, w = build_weighting("equal", TASKS, {}, 100)(_losses(1, 2, 3), 0)
     assert float(total) == 6.0 and w == {"seg": 1.0, "depth": 1.0, "normal": 1.0}
 
 
 def test_uncertainty_formula_and_learnable_log_variances():
-    wt = build_weighting("uncertainty", TASKS, {"init": 0.0})
+    wt = build_weighting("uncertainty", TASKS, {"init": 0.0}, 100)
     total, w = wt(_losses(1, 2, 3), 0)
     assert float(total.detach()) == pytest.approx(0.5 * 6)  # s = 0: ½·L each, plus ½·0
     assert w["seg"] == pytest.approx(0.5)
@@ -33,7 +33,7 @@ def test_uncertainty_formula_and_learnable_log_variances():
 
 
 def test_dwa_weights_follow_the_loss_ratio_softmax():
-    wt = build_weighting("dwa", TASKS, {"temperature": 2.0, "period": 1})
+    wt = build_weighting("dwa", TASKS, {"temperature": 2.0, "period": 1}, 100)
     _, w = wt(_losses(1, 1, 1), 0)
     assert w == {"seg": 1.0, "depth": 1.0, "normal": 1.0}  # first periods: λ = 1
     _, w = wt(_losses(2, 1, 0.5), 1)  # second period done: ratios 2, 1, 0.5
@@ -47,7 +47,7 @@ def test_dwa_weights_follow_the_loss_ratio_softmax():
 def test_registry_and_errors():
     assert {"equal", "uncertainty", "dwa"} <= set(WEIGHTINGS.names())
     with pytest.raises(ValueError, match="valid: \\['temperature', 'period'\\]"):
-        build_weighting("dwa", TASKS, {"temp": 1})
+        build_weighting("dwa", TASKS, {"temp": 1}, 100)
     with pytest.raises(ValueError, match="unknown loss weighting 'gradnorm'"):
-        build_weighting("gradnorm", TASKS, {})
-    assert not math.isnan(float(build_weighting("uncertainty", TASKS, {})(_losses(1, 1, 1), 0)[0].detach()))
+        build_weighting("gradnorm", TASKS, {}, 100)
+    assert not math.isnan(float(build_weighting("uncertainty", TASKS, {}, 100)(_losses(1, 1, 1), 0)[0].detach()))

@@ -211,9 +211,5 @@ def _set_path(obj: Any, parts: list[str], value: Any, full: str) -> Any:
     return replace(obj, **{head: _set_path(child, parts[1:], value, full)})
 
 
-def params_dict(params: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
-    return dict(params)
-
-
 def freeze_params(params: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((params or {}).items()))

@@ -223,3 +223,54 @@ def layer_heatmap(layers: pd.DataFrame, sparsity: float) -> plt.Figure:
     ax.set_ylabel("")
     ax.set_title(f"per-layer sparsity at {sparsity:.0%} requested", pad=26)
     return fig
+
+
+def scalars_over_training(history: pd.DataFrame, prefix: str, ylabel: str, title: str,
+                          by: str = "sparsity_requested") -> plt.Figure:
+    """Logged scalars `<prefix><name>` (thresholds, task weights...) over the sparse phase, one panel per `by` value,
+    mean ± sd over seeds."""
+    train = history[history["split"] == "train"]
+    cols = [c for c in train.columns if c.startswith(prefix)]
+    long = train.melt(id_vars=["step", by, "seed"], value_vars=cols, var_name="name", value_name="value").dropna()
+    long["name"] = long["name"].str.removeprefix(prefix)
+    levels = list(dict.fromkeys(long[by]))
+    fig, axes = plt.subplots(1, len(levels), figsize=(3.8 * len(levels), 3.0), sharey=True, squeeze=False)
+    for i, (ax, level) in enumerate(zip(axes[0], levels)):
+        sns.lineplot(data=long[long[by] == level], x="step", y="value", hue="name", errorbar="sd", ax=ax,
+                     legend=i == len(levels) - 1)
+        ax.set_title(f"requested {level:.0%}" if isinstance(level, float) else str(level), fontsize=9)
+        ax.set_xlabel("iteration of the sparse phase")
+        ax.set_ylabel(ylabel)
+    if levels:
+        axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    fig.suptitle(title, y=1.03)
+    return fig
+
+
+def sensitivity_heatmaps(table: pd.DataFrame, target: float) -> plt.Figure:
+    """Threshold init × weight decay → achieved sparsity and mean Δ_T (a `study.sensitivity_table`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * table["init"].nunique() + 2.2))
+    for ax, col, cmap in zip(axes, ["achieved sparsity %", "Δ_T"], ["mako_r", "rocket"]):
+        wide = (table.groupby(["init", "weight decay"])[col].mean().unstack().sort_index(ascending=False)
+                .astype(float))
+        if wide.isna().all().all():  # e.g. Δ_T against a reference whose metrics are 0 (tiny profiles): say so
+            ax.text(0.5, 0.5, f"{col}: undefined for every cell", ha="center", va="center", transform=ax.transAxes)
+        else:
+            sns.heatmap(wide, annot=True, fmt=".1f", cmap=cmap, ax=ax, cbar_kws={"label": col})
+        ax.set_title(col + (f" (target {target:.0%})" if col.startswith("achieved") else ""))
+        ax.set_xlabel("weight decay (coupled L2, thresholds included)")
+        ax.set_ylabel("threshold init s₀ (logit)")
+    return fig
+
+
+def ablation_figure(table: pd.DataFrame, group: str, sparsity: float) -> plt.Figure:
+    """The headline figure of an ablation chapter: the sensitivity heatmaps, or mean Δ_T per variant (± sd)."""
+    if group == "sensitivity":
+        return sensitivity_heatmaps(table, sparsity)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(table) + 1.2))
+    ax.barh(table.index[::-1], table["Δ_T mean"][::-1], xerr=table["Δ_T mean sd"][::-1].fillna(0),
+            color=sns.color_palette()[0], capsize=3)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xlabel(f"Δ_T vs dense (%), mean over tasks, at {sparsity:.0%} requested")
+    ax.set_title(f"ablation: {group}")
+    return fig

@@ -29,6 +29,11 @@ SPARSE_PHASE = {
 }
 
 
+# Loss-weighting parameters a profile sets unless the caller gives its own: AdapMTL's window is 2.5% of the run in the
+# code (500 of 20k), which would be 2 noisy steps of quick's 80-step sparse phase; quick averages over 10% (8 steps).
+WEIGHTING_DEFAULTS = {"smoke": {}, "quick": {"adaptive": {"window": 0.1}}, "full": {}}
+
+
 def _base(profile: str) -> RunConfig:
     if profile == "smoke":
         return RunConfig(
@@ -51,22 +56,33 @@ def _base(profile: str) -> RunConfig:
 
 def make_config(profile: str, method: str = "dense", sparsity: float = 0.0, *,
                 overrides: dict[str, Any] | None = None, method_params: dict[str, Any] | None = None,
-                weighting: str | None = None) -> RunConfig:
+                weighting: str | None = None, weighting_params: dict[str, Any] | None = None,
+                sparse_overrides: dict[str, Any] | None = None) -> RunConfig:
     """The config of one run. `overrides` are dotted settings (e.g. {"model.backbone": "mobilenetv2"}) applied to
-    the run and to the dense run it starts from, so both share data, architecture and schedule."""
+    the run and to the dense run it starts from, so both share data, architecture and schedule. `weighting=None` is
+    the method's own loss weighting (`equal` unless the method names one, e.g. AdapMTL's `adaptive`).
+    `sparse_overrides` change the pruned run only (e.g. its weight decay), never the dense reference it starts from."""
     from .validate import validate  # late import: validate needs the registries, which need config
 
     dense = with_overrides(_base(profile), overrides or {})
     if method == "dense":
+        if sparse_overrides:
+            raise ValueError("sparse_overrides apply to pruned runs only; use overrides for the dense reference")
         cfg = replace(dense, pruning=PruningConfig(method="dense", sparsity=sparsity,
                                                    params=freeze_params(method_params)))
     else:
         # user overrides win over the sparse-phase defaults (and apply to the dense run too)
         sparse = with_overrides(with_overrides(_base(profile), SPARSE_PHASE[profile]), overrides or {})
+        sparse = with_overrides(sparse, sparse_overrides or {})
         cfg = replace(sparse, pruning=PruningConfig(method=method, sparsity=sparsity,
                                                     params=freeze_params(method_params)), dense=dense)
+    from .pruning import STRATEGIES
+
+    if method != "dense" and method in STRATEGIES.names():
+        weighting = weighting or getattr(STRATEGIES.get(method), "default_weighting", None)
     if weighting is not None:
-        cfg = replace(cfg, weighting=replace(cfg.weighting, name=weighting))
+        wparams = weighting_params if weighting_params is not None else WEIGHTING_DEFAULTS[profile].get(weighting, {})
+        cfg = replace(cfg, weighting=replace(cfg.weighting, name=weighting, params=freeze_params(wparams)))
     validate(cfg)
     return cfg
 

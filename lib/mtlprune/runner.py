@@ -158,7 +158,8 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
 
     seed_everything(seed)
     model = build_model(cfg.model, cfg.tasks).to(device)
-    weighting = build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params)).to(device)
+    weighting = build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params),
+                                cfg.train.iterations).to(device)
     strategy = build_strategy(cfg.pruning)
     dense_state, dense_dir = None, None
     if dense_summary is not None:
@@ -172,10 +173,9 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
     snapshots = tuple(snapshot_steps(cfg.train.iterations)) if strategy.keeps_snapshots else ()
 
     started = time.time()
-    result = fit(model, weighting, strategy, ctx, train_data, val_data, cfg.train, seed=seed,
-                                flip=cfg.data.flip, ckpt_path=out / "checkpoint.pt", runtime=runtime,
-                                desc=f"{cfg.run_id} seed {seed}", snapshots=snapshots,
-                                monitor=lambda: component_sparsity(model))
+    result = fit(model, weighting, strategy, ctx, train_data, val_data, cfg.train, seed=seed, flip=cfg.data.flip,
+                 ckpt_path=out / "checkpoint.pt", runtime=runtime, desc=f"{cfg.run_id} seed {seed}",
+                 snapshots=snapshots, monitor=lambda: component_sparsity(model))
     metrics, test_losses = evaluate(model, test_data, cfg.tasks, cfg.train.eval_batch_size, device)
     # the loop's last record is the validation of the final model: no second pass
     last_val = next(r for r in reversed(result.history) if r["split"] == "val")

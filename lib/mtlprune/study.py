@@ -14,11 +14,11 @@ import torch
 
 from . import paths
 from .config import RunConfig
-from .metrics import METRICS
+from .metrics import METRICS, delta_t
 from .models import build_model
 from .profiles import PROFILES, SEEDS, make_config
 from .results import load_history, load_summaries
-from .runner import is_complete, run
+from .runner import is_complete, read_summary, run, summary_path
 from .train import Runtime
 
 _SETTING_OF = {"backbone": "model.backbone", "iterations": "train.iterations", "batch_size": "train.batch_size",
@@ -95,10 +95,8 @@ def load_trained_model(cfg: RunConfig, seed: int) -> torch.nn.Module:
 
 def glue_metrics(prefix: str, table: pd.DataFrame) -> None:
     """Glue every (task, metric) mean of a `metric_summary` table as `<prefix>_<task>_<metric>` for the prose."""
-    from myst_nb import glue
-
     for (task, metric), row in table.iterrows():
-        glue(f"{prefix}_{task}_{metric}", float(row["mean"]), display=False)
+        glue_value(f"{prefix}_{task}_{metric}", float(row["mean"]))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -160,10 +158,10 @@ def run_pairs(pairs: list[tuple[RunConfig, int]], profile: str | None = None,
         rows.append({"run_id": cfg.run_id, "method": cfg.kind, "requested": cfg.pruning.sparsity, "seed": seed,
                      "achieved": s["sparsity"]["overall"], "Δ_T": dt,
                      "status": "cached" if cached else f"trained in {time.perf_counter() - t:.0f} s"})
-        line = (f"[{i}/{len(todo)}] {cfg.kind} s={cfg.pruning.sparsity} seed {seed}: achieved "
-                f"{s['sparsity']['overall']:.4f}, Δ_T {'n/a' if dt is None else f'{dt:+.2f}'} ({rows[-1]['status']})")
         if progress:
-            print(line, flush=True)
+            print(f"[{i}/{len(todo)}] {cfg.kind} s={cfg.pruning.sparsity} seed {seed}: achieved "
+                  f"{s['sparsity']['overall']:.4f}, Δ_T {'n/a' if dt is None else f'{dt:+.2f}'} "
+                  f"({rows[-1]['status']})", flush=True)
     return pd.DataFrame(rows).set_index("run_id")
 
 
@@ -215,13 +213,14 @@ def method_card(method: str):
 
 
 def size_table(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
-    """Bytes of the exported models: dense float32 vs the sparse format (bitmask + kept values), seed-0 runs."""
-    from .runner import read_summary, summary_path
-
-    rows = []
+    """Bytes of the exported models: dense float32 vs the sparse format (bitmask + kept values), lowest seed of each
+    run."""
+    first: dict[str, tuple[RunConfig, int]] = {}
     for cfg, seed in pairs:
-        if seed != min(s for c, s in pairs if c.run_id == cfg.run_id):
-            continue
+        if cfg.run_id not in first or seed < first[cfg.run_id][1]:
+            first[cfg.run_id] = (cfg, seed)
+    rows = []
+    for cfg, seed in first.values():
         b = read_summary(summary_path(cfg, seed))["bytes"]
         rows.append({"method": cfg.kind, "sparsity": cfg.pruning.sparsity, "dense float32 (KiB)":
                      b["dense_float32"] / 1024, "sparse file (KiB)": b["sparse_file"] / 1024,
@@ -236,7 +235,207 @@ def glue_value(name: str, value: Any) -> None:
     glue(name, value, display=False)
 
 
+def glue_ranking(paper: pd.DataFrame, sparsity: float) -> None:
+    """Glue the best and worst pruned method of a `paper_table` by mean Δ_T, and the sparsity, for the prose."""
+    ranked = paper.drop(index="dense", errors="ignore")["Δ_T mean"].sort_values(ascending=False)
+    glue_value("table_sparsity_pct", f"{sparsity:.0%}")
+    glue_value("best_method", ranked.index[0])
+    glue_value("best_delta_t", float(ranked.iloc[0]))
+    glue_value("worst_method", ranked.index[-1])
+    glue_value("worst_delta_t", float(ranked.iloc[-1]))
+
+
 def sparsity_levels_table(df: pd.DataFrame, sparsities: Iterable[float]) -> pd.DataFrame:
     """`paper_table` rows of the pruned runs, stacked over requested sparsities (index: sparsity, method)."""
     return pd.concat({f"{s:.0%}": paper_table(df, s).drop(index="dense", errors="ignore") for s in sparsities},
                      names=["requested"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Labelled variants: ablations and sensitivity grids
+# ---------------------------------------------------------------------------------------------------------------------
+VARIANT_KEYS = {"method", "params", "weighting", "weighting_params", "sparse_overrides"}
+
+
+def variant_pairs(profile: str, sparsity: float, seeds: Iterable[int] | None,
+                  variants: dict[str, dict[str, Any]]) -> list[tuple[str, RunConfig, int]]:
+    """(label, config, seed) for every named variant, e.g. {"equal weighting": {"method": "adapmtl",
+    "weighting": "equal"}}; keys: method (required), params, weighting, weighting_params, sparse_overrides."""
+    if not isinstance(variants, dict) or not variants:
+        raise ValueError(f"variants must be a non-empty mapping label -> spec, got {variants!r}")
+    seeds = check_seeds(list(seeds) if seeds is not None else default_seeds(profile, "main"))
+    out = []
+    for label, spec in variants.items():
+        if not isinstance(spec, dict) or "method" not in spec or set(spec) - VARIANT_KEYS:
+            raise ValueError(f"variant {label!r}: expected a mapping with 'method' and optionally "
+                             f"{sorted(VARIANT_KEYS - {'method'})}, got {spec!r}")
+        cfg = make_config(profile, spec["method"], check_sparsities([sparsity])[0],
+                          method_params=spec.get("params"), weighting=spec.get("weighting"),
+                          weighting_params=spec.get("weighting_params"),
+                          sparse_overrides=spec.get("sparse_overrides"))
+        out += [(label, cfg, seed) for seed in seeds]
+    return out
+
+
+def run_labelled(labelled: list[tuple[str, RunConfig, int]], profile: str | None = None,
+                 progress: bool = True) -> pd.DataFrame:
+    log = run_pairs([(cfg, seed) for _, cfg, seed in labelled], profile=profile, progress=progress)
+    labels = {cfg.run_id: label for label, cfg, _ in labelled}
+    return log.assign(variant=[labels.get(rid, "dense reference") for rid in log.index])
+
+
+def labelled_summaries(labelled: list[tuple[str, RunConfig, int]]) -> pd.DataFrame:
+    """`load_summaries` of the labelled runs with a `variant` column (the label)."""
+    labels = {cfg.run_id: label for label, cfg, _ in labelled}
+    seeds = {(cfg.run_id, seed) for _, cfg, seed in labelled}
+    df = load_summaries(labels)
+    df = df[[(r, s) in seeds for r, s in zip(df["run_id"], df["seed"])]]
+    return df.assign(variant=df["run_id"].map(labels))
+
+
+def variant_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant (in the given order): Δ_T per task and mean (mean ± sd over seeds), achieved sparsity per
+    component and overall (%)."""
+    rows = []
+    for variant, g in df.groupby("variant", sort=False):
+        row = {"variant": variant, "seeds": g["seed"].nunique()}
+        for task in list(METRICS) + ["mean"]:
+            v = g[(g["metric"] == "delta_t") & (g["task"] == task)]["value"].astype(float)
+            row[f"Δ_T {task}"] = v.mean()
+            if task == "mean":
+                row["Δ_T mean sd"] = v.std()
+        sp = g[g["metric"] == "sparsity"].groupby("task")["value"].mean()
+        for comp in ["backbone", *METRICS]:
+            row[f"{comp} %"] = 100 * sp.get(comp, float("nan"))
+        row["overall %"] = 100 * g.drop_duplicates(["run_id", "seed"])["sparsity"].mean()
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def sensitivity_pairs(profile: str, sparsity: float, inits: Iterable[float], decays: Iterable[float],
+                      seed: int = 0, method: str = "adapmtl") -> list[tuple[str, RunConfig, int]]:
+    """The faithful mechanism over threshold init × weight decay (the two knobs the official code must hand-tune)."""
+    inits, decays = [float(v) for v in inits], [float(v) for v in decays]
+    if not inits or not decays or any(d < 0 for d in decays):
+        raise ValueError(f"inits and decays must be non-empty, decays >= 0; got {inits}, {decays}")
+    variants = {f"init {i:g}, wd {d:g}": {"method": method, "params": {"mechanism": "faithful", "init": i},
+                                          "sparse_overrides": {"train.weight_decay": d}}
+                for i in inits for d in decays}
+    return variant_pairs(profile, sparsity, [seed], variants)
+
+
+def sensitivity_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Achieved overall sparsity (%) and mean Δ_T per (init, weight decay) of a `sensitivity_pairs` grid."""
+    runs = df.drop_duplicates(["run_id", "seed"]).set_index("run_id")
+    dt = df[(df["metric"] == "delta_t") & (df["task"] == "mean")].groupby("run_id")["value"].mean()
+    rows = []
+    for rid, r in runs.iterrows():
+        init, wd = (float(part.split()[1]) for part in r["variant"].split(", "))
+        rows.append({"init": init, "weight decay": wd, "achieved sparsity %": 100 * r["sparsity"], "Δ_T": dt.get(rid)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The best baseline, chosen on the validation split
+# ---------------------------------------------------------------------------------------------------------------------
+def validation_delta_t(cfg: RunConfig, seed: int) -> float:
+    """Mean Δ_T of a pruned run on the validation split (against its dense reference's validation metrics)."""
+    run_summary = read_summary(summary_path(cfg, seed))
+    dense_summary = read_summary(summary_path(cfg.dense, seed))
+    return delta_t(run_summary["val_metrics"], dense_summary["val_metrics"])["mean"]
+
+
+def best_by_validation(pairs: list[tuple[RunConfig, int]], sparsities: Iterable[float],
+                       seed: int | None = None) -> dict[float, RunConfig]:
+    """Per requested sparsity, the run config with the best validation Δ_T at `seed` (default: the lowest seed in
+    `pairs`). The test split never chooses: this is how 'the best baseline' is picked before its extra seeds run."""
+    seed = min(s for _, s in pairs) if seed is None else seed
+    out = {}
+    for s in check_sparsities(list(sparsities)):
+        cands = [cfg for cfg, sd in pairs if sd == seed and cfg.pruning.sparsity == s]
+        if not cands:
+            raise ValueError(f"no run at sparsity {s} and seed {seed} among the given pairs")
+        out[s] = max(cands, key=lambda c: validation_delta_t(c, seed))
+    return out
+
+
+def best_table(df: pd.DataFrame, best: dict[float, RunConfig], method: str) -> pd.DataFrame:
+    """Per sparsity: `method` and the validation-chosen best baseline, mean Δ_T ± sd over seeds and achieved sparsity."""
+    rows = []
+    for s, cfg in best.items():
+        for name in (method, cfg.kind):
+            g = df[(df["method"] == name) & (df["sparsity_requested"] == s)]
+            dt = g[(g["metric"] == "delta_t") & (g["task"] == "mean")]["value"].astype(float)
+            rows.append({"requested": f"{s:.0%}", "method": name, "role": "ours" if name == method else "best baseline",
+                         "Δ_T mean": dt.mean(), "Δ_T sd": dt.std(), "seeds": dt.size,
+                         "achieved %": 100 * g.drop_duplicates(["run_id", "seed"])["sparsity"].mean()})
+    return pd.DataFrame(rows).set_index(["requested", "method"])
+
+
+def paper_reference() -> pd.DataFrame:
+    """The AdapMTL paper's main table as its repository's README shows it (NYU-v2, MobileNetV2 backbone + ASPP heads,
+    90% overall sparsity, 40-class segmentation; transcribed in adapmtl.md §3.1), in `paper_table`'s column names."""
+    from importlib import resources
+
+    with resources.files("mtlprune").joinpath("reference/adapmtl_table2.csv").open() as fh:
+        return pd.read_csv(fh).set_index("method")
+
+
+def with_seeds(configs: Iterable[RunConfig], seeds: Iterable[int]) -> list[tuple[RunConfig, int]]:
+    """Every config at every seed (e.g. the validation-chosen best baselines at the seeds of the method compared)."""
+    seeds = check_seeds(list(seeds))
+    unique = list({cfg.run_id: cfg for cfg in configs}.values())
+    return [(cfg, s) for cfg in unique for s in seeds]
+
+
+def glue_best(table: pd.DataFrame) -> None:
+    """Glue a `best_table` for the prose: `<role>_<pct>_{method,dt,sd}` with role `ours` or `best`."""
+    for (requested, method), row in table.iterrows():
+        key = f"{'ours' if row['role'] == 'ours' else 'best'}_{requested.rstrip('%')}"
+        glue_value(f"{key}_method", method)
+        glue_value(f"{key}_dt", float(row["Δ_T mean"]))
+        glue_value(f"{key}_sd", float(row["Δ_T sd"]))
+
+
+def glue_allocation(df: pd.DataFrame, methods: dict[str, str], sparsity: float) -> None:
+    """Glue achieved component sparsity (%) and per-task Δ_T of each method at one requested sparsity, as
+    `<name>_sp_<component>` and `<name>_dt_<task>` (`methods`: glue name -> method key)."""
+    at = df[df["sparsity_requested"] == sparsity]
+    for name, method in methods.items():
+        g = at[at["method"] == method]
+        for comp, v in g[g["metric"] == "sparsity"].groupby("task")["value"].mean().items():
+            glue_value(f"{name}_sp_{comp}", 100 * float(v))
+        for task, v in g[g["metric"] == "delta_t"].groupby("task")["value"].mean().items():
+            glue_value(f"{name}_dt_{task}", float(v))
+
+
+def ablation_pairs(profile: str, group: str, sparsity: float,
+                   seeds: Iterable[int] | None) -> list[tuple[str, RunConfig, int]]:
+    """The labelled runs of one AdapMTL ablation group (`ablations.ABLATIONS`), or of all of them with `group="all"`."""
+    from . import ablations
+
+    if group == "all":
+        variants = {label: spec for g in ablations.ABLATIONS for label, spec in ablations.group(g).items()}
+    else:
+        variants = ablations.group(group)
+    return variant_pairs(profile, sparsity, seeds, variants)
+
+
+def ablation_group_pairs(profile: str, group: str, sparsity: float, seeds: Iterable[int] | None,
+                         inits: Iterable[float] = (), decays: Iterable[float] = ()) -> list[tuple[str, RunConfig, int]]:
+    """One ablation chapter's runs: a group of `ablations.ABLATIONS` at every seed (None: every profile seed), or
+    `sensitivity`, the faithful mechanism's init × weight-decay grid at the first seed."""
+    seeds = check_seeds(list(seeds)) if seeds is not None else default_seeds(profile, "all")
+    if group == "sensitivity":
+        return sensitivity_pairs(profile, sparsity, inits, decays, seeds[0])
+    return ablation_pairs(profile, group, sparsity, seeds)
+
+
+def ablation_table(df: pd.DataFrame, group: str) -> pd.DataFrame:
+    return sensitivity_table(df) if group == "sensitivity" else variant_table(df)
+
+
+def labelled_histories(labelled: list[tuple[str, RunConfig, int]]) -> pd.DataFrame:
+    frames = [load_history(cfg.run_id, seed).assign(variant=label, seed=seed, sparsity_requested=cfg.pruning.sparsity)
+              for label, cfg, seed in labelled]
+    return pd.concat(frames, ignore_index=True)

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm  # plain text bars: no widget output in executed notebooks
 
 from .config import TrainConfig
-from .errors import CacheError  # noqa: F401 - re-exported for callers of train
+from .errors import CacheError
 from .losses import task_losses
 from .metrics import TaskMeters
 from .pruning import PruningStrategy, TrainContext
@@ -146,8 +146,11 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
     strategy.install(model)
     device = ctx.device
     tasks = tuple(model.heads.keys())
-    params = list(model.parameters()) + list(weighting.parameters()) + strategy.extra_parameters()
-    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    groups = strategy.param_groups(model, cfg)
+    own = {id(p) for g in groups for p in g["params"]}
+    params = [p for p in [*model.parameters(), *weighting.parameters(), *strategy.extra_parameters()]
+              if id(p) not in own]
+    opt = torch.optim.Adam([{"params": params}, *groups], lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
     gen = torch.Generator().manual_seed(seed)
     step, epoch, history, elapsed = 0, 0, [], 0.0
@@ -205,6 +208,7 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
                                          f"{ {t: float(v) for t, v in losses.items()} }; lower train.lr")
             opt.zero_grad(set_to_none=True)
             total.backward()
+            strategy.before_step(ctx, step)
             opt.step()
             sched.step()
             step += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .config import TASKS, RunConfig
 from .models import BACKBONES, HEADS
 from .pruning import STRATEGIES
-from .weighting import WEIGHTINGS
+from .weighting import WEIGHTINGS, build_weighting
 
 
 def validate(cfg: RunConfig) -> None:
@@ -43,3 +43,5 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params), t.iterations)  # bad params fail here
+    STRATEGIES.get(p.method)(p)  # so do bad method parameters, before anything trains

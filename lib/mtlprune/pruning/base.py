@@ -2,9 +2,10 @@
 
 The loop calls, in order: `install(model)` on every start, fresh or resumed (add reparameterizations, so a
 checkpoint's state dict fits), `setup(ctx)` once before the first step (compute masks, install parametrizations, load the
-dense weights the method starts from), `extra_parameters()` when building the optimizer (e.g. learnable thresholds),
-`after_step(ctx, step)` after every optimizer step (re-apply masks, follow a schedule), and `scalars()` whenever it logs
-(thresholds, current sparsity...). `state_dict`/`load_state_dict` make a strategy resumable from a checkpoint.
+dense weights the method starts from), `extra_parameters()` and `param_groups(model)` when building the optimizer
+(learnable thresholds; a group with its own learning rate), `before_step(ctx, step)` between backward and the optimizer
+step (e.g. drop a gradient), `after_step(ctx, step)` after every optimizer step (re-apply masks, follow a schedule,
+project onto a budget), and `scalars()` whenever it logs (thresholds, current sparsity...). `state_dict`/`load_state_dict` make a strategy resumable from a checkpoint.
 `dense` is the identity strategy used by the dense reference.
 """
 
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from ..config import PruningConfig, RunConfig
+from ..config import PruningConfig, RunConfig, TrainConfig
 from ..registry import Registry
 
 STRATEGIES: Registry = Registry("pruning method")
@@ -56,6 +57,13 @@ class PruningStrategy:
     def extra_parameters(self) -> list[nn.Parameter]:
         return []
 
+    def param_groups(self, model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
+        """Optimizer groups with their own settings (e.g. `lr`); their parameters leave the default group."""
+        return []
+
+    def before_step(self, ctx: TrainContext, step: int) -> None:
+        pass
+
     def after_step(self, ctx: TrainContext, step: int) -> None:
         pass
 
@@ -82,6 +90,15 @@ REWIND_FRACTIONS = (0.0, 0.01, 0.02, 0.05, 0.1)  # of the dense run's iterations
 
 def snapshot_steps(iterations: int) -> list[int]:
     return sorted({int(round(f * iterations)) for f in REWIND_FRACTIONS})
+
+
+def cubic_ramp(target: float, step: float, start: float, end: float) -> float:
+    """Zhu & Gupta's schedule: 0 before `start`, `target` from `end`, target·(1 − (1 − progress)³) in between."""
+    if step >= end:
+        return target
+    if step < start:
+        return 0.0
+    return target * (1 - (1 - (step - start) / (end - start)) ** 3)
 
 
 def param(params: dict[str, Any], name: str, default: Any, kind: type, check: Callable[[Any], bool], rule: str) -> Any:

@@ -24,7 +24,7 @@ import torch
 
 from ..models import prunable_layers
 from .base import STRATEGIES, TrainContext, param
-from .masks import effective_weights, get_masks, set_masks, topk_mask
+from .masks import effective_weights, get_masks, kept_magnitudes, set_masks, topk_mask
 from .oneshot import MaskedStrategy
 from .saliency import task_gradients
 
@@ -167,11 +167,10 @@ class DiSparseDynamic(DiSparseBase):
                 for n, w in weights.items()}
 
     def _drop(self, model, fraction_kept: float) -> dict[str, torch.Tensor]:
-        current, weights = get_masks(model), effective_weights(model)
+        current, scores = get_masks(model), kept_magnitudes(model)
         out = {}
-        for n, w in weights.items():
-            keep = max(1, int(round(self.density[n] * fraction_kept * w.numel())))
-            score = torch.where(current[n] > 0, w.abs(), torch.full_like(w, -1.0))
+        for n, score in scores.items():
+            keep = max(1, int(round(self.density[n] * fraction_kept * score.numel())))
             out[n] = topk_mask(score, min(keep, int(current[n].sum())))
         return out
 

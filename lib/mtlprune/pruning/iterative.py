@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import torch
 
-from .base import STRATEGIES, TrainContext, param
-from .masks import effective_weights, get_masks, global_masks, set_masks
+from .base import STRATEGIES, TrainContext, cubic_ramp, param
+from .masks import global_masks, kept_magnitudes, set_masks
 from .oneshot import MaskedStrategy
 
 
 def magnitude_within(model, sparsity: float) -> dict[str, torch.Tensor]:
     """Global magnitude mask at `sparsity`, chosen only among currently kept weights (masks only shrink)."""
-    current = get_masks(model)
-    scores = {n: torch.where(current[n] > 0, w.abs(), torch.full_like(w, -1.0))
-              for n, w in effective_weights(model).items()}
-    return global_masks(scores, sparsity)
+    return global_masks(kept_magnitudes(model), sparsity)
 
 
 @STRATEGIES.register("gradual_magnitude")
@@ -39,12 +36,7 @@ class GradualMagnitude(MaskedStrategy):
         self.current = 0.0
 
     def target_at(self, step: int, iterations: int) -> float:
-        t0, t1 = self.start * iterations, self.end * iterations
-        if step >= t1:
-            return self.cfg.sparsity
-        if step < t0:
-            return 0.0
-        return self.cfg.sparsity * (1 - (1 - (step - t0) / (t1 - t0)) ** 3)
+        return cubic_ramp(self.cfg.sparsity, step, self.start * iterations, self.end * iterations)
 
     def masks(self, ctx):
         self.current = self.target_at(0, ctx.cfg.train.iterations)

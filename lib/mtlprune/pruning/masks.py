@@ -8,7 +8,6 @@ originals are also zeroed when a mask is set, so checkpoints hold no stale value
 
 from __future__ import annotations
 
-import copy
 import io
 import math
 
@@ -65,14 +64,24 @@ def effective_weights(model: MultiTaskNet) -> dict[str, torch.Tensor]:
 
 
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict of a plain (unparametrized) copy: parametrized weights are baked in, so it loads into a fresh
-    model of the same architecture."""
-    clone = copy.deepcopy(model)
-    for module in clone.modules():
-        if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    return {k: v.detach().cpu() for k, v in clone.state_dict().items()}
+    """State dict of a plain (unparametrized) copy: parametrized weights are baked in (mask applied, thresholds
+    applied), so it loads into a fresh model of the same architecture. The model itself is left untouched (removing
+    parametrizations from a deep copy would edit the class the copy shares with the original)."""
+    baked: dict[str, tuple[str, torch.Tensor]] = {}  # state-dict prefix of a parametrization -> (plain key, value)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if parametrize.is_parametrized(module):
+                for pname in module.parametrizations.keys():
+                    stem = f"{name}." if name else ""
+                    baked[f"{stem}parametrizations.{pname}."] = (f"{stem}{pname}", getattr(module, pname).detach())
+    state: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        prefix = next((p for p in baked if key.startswith(p)), None)
+        if prefix is None:
+            state[key] = value.detach().cpu()
+        elif baked[prefix][0] not in state:
+            state[baked[prefix][0]] = baked[prefix][1].cpu().clone()
+    return state
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -109,8 +118,11 @@ def layer_masks(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, t
     return {n: topk_mask(s.float(), max(1, _keep_count(s.numel(), sparsity))) for n, s in scores.items()}
 
 
-def masks_within(masks: dict[str, torch.Tensor], allowed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {n: masks[n] * allowed[n] for n in masks}
+def kept_magnitudes(model: MultiTaskNet) -> dict[str, torch.Tensor]:
+    """|w| of the weights the current masks keep, -1 for pruned ones: top-k on these never revives a weight."""
+    current = get_masks(model)
+    return {n: torch.where(current[n] > 0, w.abs(), torch.full_like(w, -1.0))
+            for n, w in effective_weights(model).items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from torch.nn.utils import parametrize
 
 from ..models import prunable_layers
 from .base import STRATEGIES, PruningStrategy, TrainContext, param
+from .masks import original
 from .oneshot import load_into_masked
 
 
@@ -76,8 +77,7 @@ class STR(PruningStrategy):
             load_into_masked(ctx.model, ctx.dense_state)
         if self.init == "target":
             with torch.no_grad():
-                raw = torch.cat([layer.module.parametrizations.weight.original.abs().reshape(-1)
-                                 for layer in prunable_layers(ctx.model)])
+                raw = torch.cat([original(layer.module).abs().reshape(-1) for layer in prunable_layers(ctx.model)])
                 k = max(1, int(round(self.cfg.sparsity * raw.numel())))
                 s0 = logit(float(raw.kthvalue(k).values))
         else:

@@ -1,0 +1,107 @@
+"""Training-step time of AdapMTL ÷ dense on the same model and batch, measured side by side in one process.
+
+    python benchmarks/step_overhead.py [--profile quick] [--rounds 7] [--steps 10] [--method adapmtl]
+
+Both sides run the step the training loop runs (`train.fit`): forward, task losses, loss weighting, backward, the
+strategy's `before_step`, Adam, the strategy's `after_step`. Dense: plain weights, `equal` weighting. AdapMTL: soft
+thresholded weights (one threshold per component), its `adaptive` weighting, its own optimizer group and the budget
+projection after every step. Rounds alternate dense and AdapMTL blocks so drifts in machine load hit both; the ratio is
+of the medians over rounds. The last line is `ratio X.XX` (the issue's target: <= 1.10 on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from mtlprune.losses import task_losses
+from mtlprune.models import build_model
+from mtlprune.profiles import make_config
+from mtlprune.pruning import TrainContext, build_strategy
+from mtlprune.pruning.masks import plain_state_dict
+from mtlprune.train import pick_device
+from mtlprune.weighting import build_weighting
+
+INPUT = {"smoke": (24, 32), "quick": (48, 64), "full": (288, 384)}
+
+
+def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device: torch.device):
+    """A model, weighting, strategy and optimizer set up exactly as `train.fit` would, and its one-step function."""
+    cfg = make_config(profile, method, 0.0 if method == "dense" else 0.9)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, cfg.tasks).to(device).train()
+    weighting = build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params), cfg.train.iterations)
+    strategy = build_strategy(cfg.pruning)
+    strategy.install(model)
+    ctx = TrainContext(model=model, cfg=cfg, device=device, train_batches=lambda: iter(()),
+                       dense_state=plain_state_dict(model) if strategy.needs_dense else None)
+    strategy.setup(ctx)
+    groups = strategy.param_groups(model, cfg.train)
+    own = {id(p) for g in groups for p in g["params"]}
+    params = [p for p in [*model.parameters(), *weighting.parameters()] if id(p) not in own]
+    opt = torch.optim.Adam([{"params": params}, *groups], lr=cfg.train.lr, betas=cfg.train.betas,
+                           weight_decay=cfg.train.weight_decay)
+    state = {"step": 0}
+
+    def step() -> None:
+        preds = model(batch["image"])
+        total, _ = weighting(task_losses(preds, batch), state["step"])
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        strategy.before_step(ctx, state["step"])
+        opt.step()
+        state["step"] += 1
+        strategy.after_step(ctx, state["step"])
+
+    return cfg, step
+
+
+def timed(step, n: int, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / n
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--profile", default="quick", choices=list(INPUT))
+    parser.add_argument("--method", default="adapmtl")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    device = pick_device("auto")
+    cfg = make_config(args.profile, args.method, 0.9)
+    h, w = INPUT[args.profile]
+    bs = cfg.train.batch_size  # the sparse phase's batch
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.rand(bs, 3, h, w, generator=g), "label": torch.randint(-1, 13, (bs, h, w), generator=g),
+             "depth": torch.rand(bs, 1, h, w, generator=g) + 0.5,
+             "normal": torch.nn.functional.normalize(torch.randn(bs, 3, h, w, generator=g), dim=1)}
+    batch = {k: v.to(device) for k, v in batch.items()}
+    _, dense_step = make_side(args.profile, "dense", batch, device)
+    _, pruned_step = make_side(args.profile, args.method, batch, device)
+    for step in (dense_step, pruned_step):  # warm-up: allocator, kernels, the weighting's first window
+        timed(step, 3, device)
+    dense, pruned = [], []
+    for _ in range(args.rounds):
+        dense.append(timed(dense_step, args.steps, device))
+        pruned.append(timed(pruned_step, args.steps, device))
+    d, p = statistics.median(dense), statistics.median(pruned)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}, profile {args.profile}, "
+          f"batch {bs} at {h}x{w}, {args.rounds} rounds x {args.steps} steps")
+    print(f"dense step   {1000 * d:8.2f} ms (median)")
+    print(f"{args.method} step {1000 * p:8.2f} ms (median)")
+    print(f"ratio {p / d:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
