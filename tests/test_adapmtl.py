@@ -159,3 +159,21 @@ def test_scratch_start_needs_no_dense_weights():
     assert not build_strategy(cfg.pruning).needs_dense
     s = runner.run(cfg, 0, QUIET)
     assert abs(s["sparsity"]["overall"] - 0.9) <= 0.005
+
+
+def test_cli_takes_method_parameters_and_names_bad_ones():
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "mtlprune", "run", "--profile", "smoke", "--method", "adapmtl", "--sparsity", "0.9",
+            "--no-progress", "--json"]
+    ok = subprocess.run(base + ["--param", "mechanism=faithful", "--param", "init=0.0"], capture_output=True,
+                        text=True, cwd=paths.REPO_ROOT, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    import json
+
+    out = json.loads(ok.stdout.strip().splitlines()[-1])
+    assert out["sparsity"]["overall"] > 0.9  # sigmoid(0) = 0.5 prunes almost every weight: frozen from the start
+    bad = subprocess.run(base + ["--param", "mechanism=fast"], capture_output=True, text=True, cwd=paths.REPO_ROOT,
+                         timeout=300)
+    assert bad.returncode == 2 and "pruning parameter mechanism='fast'" in bad.stderr

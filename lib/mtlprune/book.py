@@ -37,6 +37,9 @@ class Chapter:
     notebook: str  # stem inside notebooks/
     part: str
     variants: tuple[Variant, ...]
+    # per profile, parameters every variant gets on top of its own (e.g. smaller grids for the seconds-long smoke
+    # profile that CI builds); the quick and full studies use the notebooks' own defaults
+    profile_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def output_stem(self, variant: Variant) -> str:
         return self.notebook if len(self.variants) == 1 else f"{self.notebook}__{variant.name}"
@@ -57,7 +60,12 @@ def load_manifest(path: Path | None = None) -> list[Chapter]:
             raise ValueError(f"{path}: chapter #{i} names {nb.name}, which does not exist in notebooks/")
         raw = entry.get("variants") or [{"name": "main", "parameters": {}}]
         variants = tuple(Variant(v["name"], dict(v.get("parameters") or {}), v.get("title")) for v in raw)
-        chapters.append(Chapter(entry["notebook"], entry["part"], variants))
+        per_profile = {p: dict(v or {}) for p, v in (entry.get("profile_parameters") or {}).items()}
+        unknown_profiles = set(per_profile) - set(PROFILES)
+        if unknown_profiles:
+            raise ValueError(f"{path}: chapter #{i} has profile_parameters for {sorted(unknown_profiles)}; "
+                             f"valid: {', '.join(PROFILES)}")
+        chapters.append(Chapter(entry["notebook"], entry["part"], variants, per_profile))
     if not chapters:
         raise ValueError(f"{path} lists no chapters")
     return chapters
@@ -70,7 +78,7 @@ def _check_parameters(chapter: Chapter) -> None:
     if "profile" not in declared:
         raise ValueError(f"notebooks/{chapter.notebook}.ipynb must declare a `profile` parameter")
     for v in chapter.variants:
-        unknown = set(v.parameters) - declared
+        unknown = (set(v.parameters) | {k for p in chapter.profile_parameters.values() for k in p}) - declared
         if unknown:
             raise ValueError(f"manifest variant {chapter.notebook}/{v.name} sets unknown parameter(s) "
                              f"{sorted(unknown)}; the notebook declares {sorted(declared)}")
@@ -96,7 +104,8 @@ def execute_chapter(chapter: Chapter, variant: Variant, profile: str, out_dir: P
     import papermill as pm
 
     out = out_dir / f"{chapter.output_stem(variant)}.ipynb"
-    params = {**variant.parameters, "profile": profile, "progress": False}
+    params = {**variant.parameters, **chapter.profile_parameters.get(profile, {}), "profile": profile,
+              "progress": False}
     t = time.perf_counter()
     pm.execute_notebook(str(paths.notebooks_dir() / f"{chapter.notebook}.ipynb"), str(out), parameters=params,
                         kernel_name="python3", progress_bar=False, log_output=True, cwd=str(paths.REPO_ROOT))

@@ -1,4 +1,4 @@
-"""Command line: `python -m mtlprune {run, generate, study}`; argparse lives here and only here."""
+"""Command line: `python -m mtlprune {run, mdl, generate, generate-domains, study}`; argparse lives here and only here."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from .errors import CacheError
 from .profiles import PROFILES
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
+def _parse_set(items: list[str], flag: str = "--set") -> dict[str, Any]:
     out = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE (e.g. train.iterations=100), got {item!r}")
+            example = "train.iterations=100" if flag == "--set" else "mechanism=faithful"
+            raise ValueError(f"{flag} expects KEY=VALUE (e.g. {example}), got {item!r}")
         key, value = item.split("=", 1)
         out[key] = yaml.safe_load(value)
     return out
@@ -31,7 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .train import Runtime
 
     cfg = make_config(args.profile, args.method, args.sparsity, overrides=_parse_set(args.set),
-                      weighting=args.weighting)
+                      method_params=_parse_set(args.param, "--param") or None, weighting=args.weighting)
     summary = run(cfg, args.seed, Runtime(device=args.device, progress=not args.no_progress), profile=args.profile)
     keys = ["run_id", "method", "seed", "metrics", "delta_t", "delta_p", "sparsity", "params", "bytes",
             "dense_run_id", "train_seconds", "device"]
@@ -49,19 +50,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(profile: str, spec, ensure, release: str, describe, progress: bool) -> int:
+    """Write a profile's generated dataset (`spec`), or say that the profile reads a real release instead."""
+    if spec is None:
+        raise ValueError(f"profile {profile!r} uses the real {release} release, which cannot be generated; "
+                         f"see data/README.md")
+    t = time.perf_counter()
+    root = ensure(spec, progress=progress)
+    print(f"{root} ({describe(spec)}, {time.perf_counter() - t:.1f} s)")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .profiles import generator_spec
     from .runner import ensure_data
 
-    spec = generator_spec(args.profile)
-    if spec is None:
-        raise ValueError(f"profile {args.profile!r} uses the real NYU-v2 release, which cannot be generated; "
-                         f"see data/README.md")
-    t = time.perf_counter()
-    root = ensure_data(spec, progress=not args.no_progress)
-    print(f"{root} ({spec.n_train} train + {spec.n_test} test scenes at {spec.height}x{spec.width}, "
-          f"{time.perf_counter() - t:.1f} s)")
+    return _generate(args.profile, generator_spec(args.profile), ensure_data, "NYU-v2",
+                     lambda s: f"{s.n_train} train + {s.n_test} test scenes at {s.height}x{s.width}",
+                     not args.no_progress)
+
+
+def cmd_mdl(args: argparse.Namespace) -> int:
+    from .mdl.config import make_mdl_config
+    from .mdl.runner import run_mdl
+    from .runner import json_safe
+
+    cfg = make_mdl_config(args.profile, args.method, args.budget, args.sharing, overrides=_parse_set(args.set))
+    summary = run_mdl(cfg, args.seed, progress=not args.no_progress)
+    keys = ["run_id", "method", "budget", "sharing", "seed", "accuracy", "mean_accuracy", "params_ratio",
+            "macs_ratio", "macs_ratio_per_domain", "bytes_ratio", "latency_ratio", "latency_ms", "usage", "union",
+            "intersection", "jaccard", "train_seconds"]
+    if args.json:
+        print(json.dumps(json_safe({k: summary.get(k) for k in keys}), allow_nan=False))
+    else:
+        print(f"{summary['run_id']} seed {summary['seed']}: mean accuracy {summary['mean_accuracy']:.2f} %, params "
+              f"x{summary['params_ratio']:.3f}, MACs x{summary['macs_ratio']:.3f}, latency x{summary['latency_ratio']:.2f}")
+        for domain, acc in summary["accuracy"].items():
+            print(f"  {domain:10s} {acc:6.2f} %")
     return 0
+
+
+def cmd_generate_domains(args: argparse.Namespace) -> int:
+    from .mdl.config import make_mdl_config
+    from .mdl.runner import ensure_domains
+
+    return _generate(args.profile, make_mdl_config(args.profile, "frozen", 1.0).source.data.synthetic,
+                     ensure_domains, "Visual Decathlon",
+                     lambda s: f"5 domains x {s.n_train}/{s.n_val}/{s.n_test} + {s.n_source} source images at "
+                               f"{s.size}x{s.size}", not args.no_progress)
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -85,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set train.iterations=200 --set model.backbone=mobilenetv2")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a pruning-method hyperparameter, e.g. --param mechanism=faithful --param init=-4 (adapmtl)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     p.add_argument("--no-progress", action="store_true")
@@ -94,6 +132,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--profile", choices=PROFILES, default="quick")
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_generate)
+
+    from .mdl.config import BUDGETS
+    from .mdl.methods import MDL_METHODS
+    from .mdl.sharing import SHARING
+
+    m = sub.add_parser("mdl", help="train (or load) one multi-domain run (budget-aware pruning and its baselines)")
+    m.add_argument("--profile", choices=PROFILES, default="quick")
+    m.add_argument("--method", choices=MDL_METHODS.names(), default="budget_aware")
+    m.add_argument("--budget", type=float, default=0.5, help=f"share of switchable weights per domain (study: {BUDGETS})")
+    m.add_argument("--sharing", choices=SHARING.names(), default=None, help="default: union for budget_aware")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an MDLConfig field, e.g. --set method.granularity=slice --set train.iterations=200")
+    m.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=cmd_mdl)
+
+    gd = sub.add_parser("generate-domains", help="write the offline multi-domain benchmark (Decathlon layout)")
+    gd.add_argument("--profile", choices=PROFILES, default="quick")
+    gd.add_argument("--no-progress", action="store_true")
+    gd.set_defaults(func=cmd_generate_domains)
 
     s = sub.add_parser("study", help="execute the notebooks of notebooks/manifest.yml with papermill and build the book")
     s.add_argument("--profile", choices=PROFILES, default="quick")

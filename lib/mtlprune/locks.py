@@ -6,7 +6,7 @@ import fcntl
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 @contextmanager
@@ -22,3 +22,12 @@ def file_lock(path: Path, what: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def make_once(root: Path, make: Callable[[Path], object]) -> Path:
+    """`make(root)` unless `root/meta.json` (written last by every generator) exists; under a lock, so concurrent
+    processes generate a dataset once (the generators return at once if another process just finished it)."""
+    if not (root / "meta.json").exists():
+        with file_lock(root.parent / f".{root.name}.lock", str(root)):
+            make(root)
+    return root

@@ -1,6 +1,7 @@
 """The only module that builds file-system paths: repository root, data, generated datasets, runs, the book.
 
-Environment overrides: MTLPRUNE_DATA (data root), MTLPRUNE_RUNS (runs store), MTLPRUNE_NYUV2 (real NYU-v2 release).
+Environment overrides: MTLPRUNE_DATA (data root), MTLPRUNE_RUNS (runs store), MTLPRUNE_NYUV2 (real NYU-v2 release),
+MTLPRUNE_DECATHLON (the Visual Decathlon release).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ def generated_root() -> Path:
 
 def nyuv2_real_root() -> Path:
     return Path(os.environ.get("MTLPRUNE_NYUV2", data_root() / "nyuv2"))
+
+
+def decathlon_root() -> Path:
+    return Path(os.environ.get("MTLPRUNE_DECATHLON", data_root() / "decathlon"))
 
 
 def runs_root() -> Path:

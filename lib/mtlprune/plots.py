@@ -274,3 +274,69 @@ def ablation_figure(table: pd.DataFrame, group: str, sparsity: float) -> plt.Fig
     ax.set_xlabel(f"Δ_T vs dense (%), mean over tasks, at {sparsity:.0%} requested")
     ax.set_title(f"ablation: {group}")
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Multi-domain learning
+# ---------------------------------------------------------------------------------------------------------------------
+def mdl_accuracy(df: pd.DataFrame) -> plt.Figure:
+    """Per-domain accuracy, mean accuracy and S-score vs budget, one line per switched method (± sd over seeds); the
+    budget-free baselines as horizontal lines."""
+    acc_cols = [c for c in df.columns if c.startswith("acc ")]
+    panels = acc_cols + ["mean accuracy", "S-score"]
+    switched = df[df["method"].str.startswith(("ours", "BA"))]
+    flat = df[~df.index.isin(switched.index)]
+    fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(4.2 * ((len(panels) + 1) // 2), 7), sharex=True)
+    for i, (ax, col) in enumerate(zip(axes.flat, panels)):
+        sns.lineplot(data=switched, x="budget", y=col, hue="method", style="method", markers=True, dashes=False,
+                     errorbar="sd", ax=ax, legend=i == len(panels) - 1)
+        for j, (name, g) in enumerate(flat.groupby("method")):
+            ax.axhline(g[col].mean(), color=f"C{7 + j}", ls="--", lw=1, label=name)
+        ax.set_title(col.removeprefix("acc ") + (" accuracy (%)" if col.startswith("acc ") else ""))
+        ax.set_xlabel("budget (share of switchable weights per domain)")
+        ax.set_ylabel("")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[len(panels) - 1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    return fig
+
+
+def mdl_costs(df: pd.DataFrame) -> plt.Figure:
+    """Parameters, MACs and measured CPU latency relative to one single-domain backbone (the dotted line at 1)."""
+    cols = ["params ratio", "MACs ratio", "latency ratio"]
+    switched = df[df["method"].str.startswith(("ours", "BA"))]
+    flat = df[~df.index.isin(switched.index)]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), sharex=True)
+    for i, (ax, col) in enumerate(zip(axes, cols)):
+        sns.lineplot(data=switched, x="budget", y=col, hue="method", style="method", markers=True, dashes=False,
+                     errorbar="sd", ax=ax, legend=i == 2)
+        ax.axhline(1.0, color="0.2", ls=":", lw=1.2, label="one single-domain backbone")
+        for j, (name, g) in enumerate(flat.groupby("method")):
+            ax.axhline(g[col].mean(), color=f"C{7 + j}", ls="--", lw=1, label=name)
+        ax.set_title(f"{col} (× one single-domain backbone)")
+        ax.set_xlabel("budget")
+        ax.set_ylabel("")
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    return fig
+
+
+def filter_usage_heatmaps(usage: pd.DataFrame, title: str) -> plt.Figure:
+    """Domains × filters per switched block: which domain uses which filter (dark = used)."""
+    blocks = list(dict.fromkeys(usage["block"]))
+    fig, axes = plt.subplots(1, len(blocks), figsize=(4.5 * len(blocks), 2.6), squeeze=False)
+    for ax, b in zip(axes[0], blocks):
+        wide = usage[usage["block"] == b].pivot_table(index="domain", columns="filter", values="used")
+        sns.heatmap(wide, cmap="mako_r", vmin=0, vmax=1, cbar=False, ax=ax, xticklabels=False)
+        ax.set_title(f"{b}: {int((wide.max() > 0).sum())}/{wide.shape[1]} filters kept", fontsize=9)
+        ax.set_xlabel("filter")
+        ax.set_ylabel("")
+    fig.suptitle(title, y=1.04)
+    return fig
+
+
+def domain_overlap(matrix: pd.DataFrame, title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    sns.heatmap(matrix.astype(float), annot=True, fmt=".2f", cmap="mako_r", vmin=0, vmax=1, ax=ax,
+                cbar_kws={"label": "Jaccard overlap of filter sets"})
+    ax.set_title(title)
+    return fig

@@ -31,7 +31,7 @@ from . import __version__, paths
 from .config import RunConfig, canonical, to_dict
 from .data.nyuv2 import RoomsSpec, generate, load_split
 from .errors import CacheError
-from .locks import file_lock
+from .locks import file_lock, make_once
 from .metrics import delta_p, delta_t
 from .models import build_model, prunable_layers
 from .pruning import TrainContext, build_strategy
@@ -55,9 +55,8 @@ def data_root(synthetic: RoomsSpec | None) -> Path:
 def ensure_data(synthetic: RoomsSpec | None, progress: bool = True) -> Path:
     """Generated datasets are made on first use (deterministic, seconds); real data must already be on disk."""
     root = data_root(synthetic)
-    if synthetic is not None and not (root / "meta.json").exists():
-        with file_lock(root.parent / f".{root.name}.lock", str(root)):
-            generate(synthetic, root, progress=progress)  # returns at once if another process just finished it
+    if synthetic is not None:
+        make_once(root, lambda r: generate(synthetic, r, progress=progress))
     return root
 
 

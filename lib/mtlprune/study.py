@@ -287,9 +287,8 @@ def run_labelled(labelled: list[tuple[str, RunConfig, int]], profile: str | None
 def labelled_summaries(labelled: list[tuple[str, RunConfig, int]]) -> pd.DataFrame:
     """`load_summaries` of the labelled runs with a `variant` column (the label)."""
     labels = {cfg.run_id: label for label, cfg, _ in labelled}
-    seeds = {(cfg.run_id, seed) for _, cfg, seed in labelled}
-    df = load_summaries(labels)
-    df = df[[(r, s) in seeds for r, s in zip(df["run_id"], df["seed"])]]
+    df = summaries_of([(cfg, seed) for _, cfg, seed in labelled])
+    df = df[df["run_id"].isin(labels)]
     return df.assign(variant=df["run_id"].map(labels))
 
 
@@ -423,9 +422,9 @@ def ablation_pairs(profile: str, group: str, sparsity: float,
 
 def ablation_group_pairs(profile: str, group: str, sparsity: float, seeds: Iterable[int] | None,
                          inits: Iterable[float] = (), decays: Iterable[float] = ()) -> list[tuple[str, RunConfig, int]]:
-    """One ablation chapter's runs: a group of `ablations.ABLATIONS` at every seed (None: every profile seed), or
+    """One ablation chapter's runs: a group of `ablations.ABLATIONS` at `seeds` (None: the profile's main seeds), or
     `sensitivity`, the faithful mechanism's init × weight-decay grid at the first seed."""
-    seeds = check_seeds(list(seeds)) if seeds is not None else default_seeds(profile, "all")
+    seeds = check_seeds(list(seeds)) if seeds is not None else default_seeds(profile, "main")
     if group == "sensitivity":
         return sensitivity_pairs(profile, sparsity, inits, decays, seeds[0])
     return ablation_pairs(profile, group, sparsity, seeds)
@@ -439,3 +438,20 @@ def labelled_histories(labelled: list[tuple[str, RunConfig, int]]) -> pd.DataFra
     frames = [load_history(cfg.run_id, seed).assign(variant=label, seed=seed, sparsity_requested=cfg.pruning.sparsity)
               for label, cfg, seed in labelled]
     return pd.concat(frames, ignore_index=True)
+
+
+def summaries_of(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
+    """`load_summaries` of exactly these (run, seed) pairs and their dense references: other seeds of the same runs
+    (e.g. extra seeds a later chapter added) never leak in, so a chapter shows the same numbers on every rebuild."""
+    keep = {(cfg.run_id, s) for cfg, s in pairs} | {(cfg.dense.run_id, s) for cfg, s in pairs if cfg.dense is not None}
+    df = load_summaries({r for r, _ in keep})
+    return df[[(r, s) in keep for r, s in zip(df["run_id"], df["seed"])]].reset_index(drop=True)
+
+
+def layer_sparsity_of(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
+    """`load_layer_sparsity` of exactly these (run, seed) pairs."""
+    from .results import load_layer_sparsity
+
+    keep = {(cfg.run_id, s) for cfg, s in pairs}
+    df = load_layer_sparsity({r for r, _ in keep})
+    return df[[(r, s) in keep for r, s in zip(df["run_id"], df["seed"])]].reset_index(drop=True)

@@ -1,0 +1,154 @@
+"""Frozen configurations of the multi-domain runs, their ids (`mdl-<method>-<hash>`, the hash over the canonical config
+with defaults omitted, as for the multi-task runs) and the three profiles.
+
+A method run *contains* the source (pretraining) run it starts from, so the dependency is part of its identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..config import canonical, config_hash, with_overrides
+from ..data.domains import DOMAINS, DomainsSpec
+
+PROFILES = ("smoke", "quick", "full")
+BUDGETS = (1.0, 0.75, 0.5, 0.25)
+
+
+@dataclass(frozen=True)
+class MDLData:
+    """`synthetic=None` means the Visual Decathlon release on disk (`MTLPRUNE_DECATHLON`)."""
+
+    synthetic: DomainsSpec | None = DomainsSpec()
+    domains: tuple[str, ...] = DOMAINS
+    source: str = "shapes"  # the domain whose `source` split pretrains the backbone (ImageNet's role)
+    size: int = 32
+    test_split: str = "test"  # the real release withholds test labels: use "val" there
+
+
+@dataclass(frozen=True)
+class MDLModel:
+    widths: tuple[int, ...] = (12, 24, 48)
+    blocks: int = 1  # basic blocks per stage (ResNet-26: 4)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Pretraining on the source domain: the shared backbone every method starts from. Trained once, at `seed`, and
+    shared by every seed of the multi-domain runs, as one set of ImageNet weights is in the papers."""
+
+    data: MDLData = field(default_factory=MDLData)
+    model: MDLModel = field(default_factory=MDLModel)
+    iterations: int = 400
+    batch_size: int = 64
+    lr: float = 2e-3
+    seed: int = 0
+    weight_decay: float = 1e-4
+
+    @property
+    def run_id(self) -> str:
+        return f"mdlsource-{config_hash(self)}"
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """The multi-domain method (registry in `mdl.methods`) and its budget / sharing choices."""
+
+    name: str = "budget_aware"
+    budget: float = 0.5  # fraction of the switchable weights each domain may use
+    sharing: str = "union"  # none | union | intersection | jaccard
+    sharing_weight: float = 1.0  # the initial weight of the sharing term
+    learnable_weight: bool = False  # the weight ascends on the sharing term (a Lagrange-style multiplier)
+    granularity: str = "filter"  # filter | slice (BA²'s (filter, input channel) switches)
+    budget_weight: float = 0.0  # weight of a per-domain budget hinge on top of the exact projection (BA²'s soft form)
+    train_backbone: bool = True  # switch methods: train the shared convolutions jointly (false: BA²'s frozen backbone)
+    switch_init: float = 0.5
+    dual_lr: float = 0.05  # ascent step of a learnable sharing weight
+
+
+@dataclass(frozen=True)
+class MDLTrain:
+    iterations: int = 50
+    batch_size: int = 12  # per domain and step (every step sees every domain)
+    lr: float = 2e-3  # BatchNorms, heads (and the backbone when a method trains it)
+    switch_lr: float = 0.02
+    weight_decay: float = 1e-4
+
+
+@dataclass(frozen=True)
+class MDLConfig:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: MDLTrain = field(default_factory=MDLTrain)
+
+    @property
+    def kind(self) -> str:
+        return f"mdl-{self.method.name}"
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.kind}-{config_hash(self)}"
+
+
+def _profile(profile: str) -> MDLConfig:
+    if profile == "smoke":
+        data = MDLData(synthetic=DomainsSpec(n_train=60, n_val=20, n_test=40, n_source=200, size=16), size=16)
+        src = SourceConfig(data=data, model=MDLModel(widths=(8, 16, 16)), iterations=30, batch_size=32)
+        return MDLConfig(source=src, train=MDLTrain(iterations=30, batch_size=16, switch_lr=0.05))
+    if profile == "quick":
+        return MDLConfig()
+    if profile == "full":
+        # Decathlon-scale: the real release at 64 px, ResNet-26 (Rebuffi et al. 2017), longer schedules (a GPU job).
+        data = MDLData(synthetic=None, domains=("imagenet12", "aircraft", "cifar100", "daimlerpedcls", "dtd", "gtsrb",
+                                                "omniglot", "svhn", "ucf101", "vgg-flowers"),
+                       source="imagenet12", size=64, test_split="val")
+        src = SourceConfig(data=data, model=MDLModel(widths=(64, 128, 256), blocks=4), iterations=60000,
+                           batch_size=128, lr=1e-3)
+        return MDLConfig(source=src, train=MDLTrain(iterations=20000, batch_size=32, switch_lr=0.001))
+    raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+
+
+def make_mdl_config(profile: str, method: str = "budget_aware", budget: float = 0.5, sharing: str | None = None,
+                    overrides: dict[str, Any] | None = None) -> MDLConfig:
+    """One multi-domain run. `sharing=None`: the method's own (`union` for budget_aware, `none` otherwise).
+    `overrides` are dotted settings on the MDLConfig, e.g. {"method.granularity": "slice"}."""
+    from .methods import MDL_METHODS  # late: the registry imports this module
+
+    cls = MDL_METHODS.get(method)
+    cfg = _profile(profile)
+    sharing = sharing if sharing is not None else cls.default_sharing
+    cfg = replace(cfg, method=replace(cfg.method, name=method, budget=float(budget), sharing=sharing))
+    cfg = with_overrides(cfg, overrides or {})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: MDLConfig) -> None:
+    from .methods import MDL_METHODS
+    from .sharing import SHARING
+
+    cls = MDL_METHODS.get(cfg.method.name)
+    SHARING.get(cfg.method.sharing)
+    m, t = cfg.method, cfg.train
+    checks = [
+        (0 < m.budget <= 1, f"budget must be in (0, 1], got {m.budget}"),
+        (m.granularity in ("filter", "slice"), f"granularity {m.granularity!r} unknown; valid: filter, slice"),
+        (cls.uses_switches or m.sharing == "none",
+         f"method {m.name!r} has no switches, so no sharing term: use sharing 'none' (got {m.sharing!r})"),
+        (m.sharing_weight >= 0 and m.dual_lr >= 0 and m.budget_weight >= 0,
+         "sharing_weight, budget_weight and dual_lr must be >= 0"),
+        (t.iterations >= 1 and t.batch_size >= 1 and t.lr > 0 and t.switch_lr > 0,
+         "train.iterations and train.batch_size must be >= 1, train.lr and train.switch_lr > 0"),
+        (cfg.source.iterations >= 1 and cfg.source.batch_size >= 1, "source.iterations/batch_size must be >= 1"),
+        (len(cfg.source.data.domains) >= 2, "a multi-domain run needs at least two domains"),
+        (cfg.source.data.source in cfg.source.data.domains,
+         f"source {cfg.source.data.source!r} must be one of the domains {cfg.source.data.domains}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def describe(cfg: MDLConfig) -> dict[str, Any]:
+    return {"run_id": cfg.run_id, "canonical": canonical(cfg)}

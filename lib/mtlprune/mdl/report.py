@@ -1,0 +1,173 @@
+"""What the multi-domain notebook calls: the grid of runs, tidy tables of accuracy and costs, the Decathlon S-score,
+filter usage and overlap between domains, and glued numbers for the prose.
+
+S-score (Rebuffi et al. 2017; baselines.md §3.5): S = Σ_d α_d · max(0, E_d^max − E_d)², E_d^max = 2 × the baseline's
+error on domain d, α_d = 1000 / (E_d^max)². The baseline is the `individual` networks (mean error over their seeds),
+so they score 250 per domain, a perfect domain scores 1000, and the maximum is 1000 × the number of domains.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .. import paths
+from .config import MDLConfig, make_mdl_config
+from .runner import _checked, run_mdl
+
+SEEDS = {"smoke": ([0], [1]), "quick": ([0], [1]), "full": ([0], [1, 2])}
+
+
+def label(cfg: MDLConfig) -> str:
+    m = cfg.method
+    if m.name == "budget_aware":
+        return f"ours ({m.sharing}{', learnable' if m.learnable_weight else ''})"
+    return {"ba2": "BA² (no sharing)", "individual": "individual networks", "frozen": "frozen features"}[m.name]
+
+
+def grid(profile: str, budgets: Iterable[float], sharings: Iterable[str], seeds: list[int] | None = None,
+         extra_seeds: list[int] | None = None, seed_budget: float = 0.5,
+         overrides: dict[str, Any] | None = None) -> list[tuple[MDLConfig, int]]:
+    """The study's runs: the two budget-free baselines at every seed, BA² and ours (each sharing variant) at every
+    budget for `seeds`, plus `extra_seeds` at `seed_budget`. Everything is validated before anything runs."""
+    budgets = [float(b) for b in budgets]
+    if not budgets or any(not 0 < b <= 1 for b in budgets):
+        raise ValueError(f"budgets must be a non-empty list of numbers in (0, 1], got {budgets!r}")
+    main, extra = SEEDS[profile] if profile in SEEDS else ([0], [])
+    seeds = list(seeds) if seeds is not None else main
+    extra = list(extra_seeds) if extra_seeds is not None else extra
+    if extra and seed_budget not in budgets:
+        raise ValueError(f"seed_budget {seed_budget} must be one of budgets {budgets}")
+    if any(not isinstance(s, int) or s < 0 for s in seeds + extra):
+        raise ValueError(f"seeds must be non-negative integers, got {seeds + extra}")
+    out = []
+    for method in ("individual", "frozen"):
+        cfg = make_mdl_config(profile, method, 1.0, overrides=overrides)
+        out += [(cfg, s) for s in seeds + extra]
+    for method, shs in (("ba2", ["none"]), ("budget_aware", list(sharings))):
+        for sh in shs:
+            for b in budgets:
+                cfg = make_mdl_config(profile, method, b, sh, overrides=overrides)
+                out += [(cfg, s) for s in seeds + (extra if b == seed_budget else [])]
+    return out
+
+
+def run_grid(pairs: list[tuple[MDLConfig, int]], progress: bool = True) -> pd.DataFrame:
+    rows = []
+    for i, (cfg, seed) in enumerate(pairs, 1):
+        cached = (paths.seed_dir(cfg.run_id, seed) / "summary.json").exists()
+        t = time.perf_counter()
+        s = run_mdl(cfg, seed, progress=progress)
+        rows.append({"run_id": cfg.run_id, "method": label(cfg), "budget": cfg.method.budget, "seed": seed,
+                     "mean accuracy": s["mean_accuracy"], "params ratio": s["params_ratio"],
+                     "MACs ratio": s["macs_ratio"],
+                     "status": "cached" if cached else f"trained in {time.perf_counter() - t:.0f} s"})
+        if progress:
+            print(f"[{i}/{len(pairs)}] {label(cfg)} budget {cfg.method.budget} seed {seed}: "
+                  f"{s['mean_accuracy']:.1f} % ({rows[-1]['status']})", flush=True)
+    return pd.DataFrame(rows).set_index("run_id")
+
+
+def results(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
+    """One row per (run, seed): accuracy per domain, mean, S-score, costs, union / intersection / Jaccard."""
+    rows = []
+    for cfg, seed in pairs:
+        s = _checked(paths.seed_dir(cfg.run_id, seed) / "summary.json")
+        rows.append({"run_id": cfg.run_id, "method": label(cfg), "budget": cfg.method.budget, "seed": seed,
+                     **{f"acc {d}": a for d, a in s["accuracy"].items()}, "mean accuracy": s["mean_accuracy"],
+                     "params ratio": s["params_ratio"], "MACs ratio": s["macs_ratio"],
+                     "latency ratio": s["latency_ratio"], "bytes ratio": s["bytes_ratio"],
+                     "union": s.get("union"), "intersection": s.get("intersection"), "jaccard": s.get("jaccard")})
+    df = pd.DataFrame(rows)
+    return df.assign(**{"S-score": s_scores(df)})
+
+
+def s_scores(df: pd.DataFrame) -> pd.Series:
+    acc_cols = [c for c in df.columns if c.startswith("acc ")]
+    base = df[df["method"] == "individual networks"][acc_cols].mean()
+    if base.isna().any():
+        raise ValueError("the S-score needs the individual networks' runs in the same table")
+    e_max = 2 * (100 - base)
+    alpha = 1000 / e_max.clip(lower=1e-9) ** 2
+    err = 100 - df[acc_cols]
+    return ((e_max - err).clip(lower=0) ** 2 * alpha).sum(axis=1)
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean (± sd over seeds for the headline columns) per method and budget."""
+    cols = [c for c in df.columns if c not in ("run_id", "method", "budget", "seed")]
+    g = df.groupby(["method", "budget"])
+    out = g[cols].mean()
+    out.insert(0, "seeds", g["seed"].nunique())
+    for c in ("mean accuracy", "S-score"):
+        out.insert(out.columns.get_loc(c) + 1, f"{c} sd", g[c].std())
+    return out
+
+
+def filter_usage(cfg: MDLConfig, seed: int) -> pd.DataFrame:
+    """Long table: block, filter, domain, used (0/1) of a switched run."""
+    s = _checked(paths.seed_dir(cfg.run_id, seed) / "summary.json")
+    rows = [{"block": b, "filter": f, "domain": d, "used": u}
+            for b, doms in s.get("filter_usage", {}).items() for d, us in doms.items() for f, u in enumerate(us)]
+    return pd.DataFrame(rows)
+
+
+def overlap(usage: pd.DataFrame) -> pd.DataFrame:
+    """Jaccard overlap of the filter sets of every pair of domains (all switched blocks together)."""
+    wide = usage.pivot_table(index=["block", "filter"], columns="domain", values="used")
+    doms = list(wide.columns)
+    mat = pd.DataFrame(index=doms, columns=doms, dtype=float)
+    for a in doms:
+        for b in doms:
+            inter = float((wide[a] * wide[b]).sum())
+            union = float(((wide[a] + wide[b]) > 0).sum())
+            mat.loc[a, b] = inter / union if union else float("nan")
+    return mat
+
+
+def glue_headline(df: pd.DataFrame, budget: float, method: str) -> None:
+    """Glue the numbers the resolve note and the prose quote: at `budget`, `method`'s mean accuracy (± sd) against the
+    individual networks', and its params, MACs and latency ratios."""
+    from ..study import glue_value
+
+    ours = df[(df["method"] == method) & (df["budget"] == budget)]
+    ind = df[df["method"] == "individual networks"]
+    if ours.empty:
+        raise ValueError(f"no runs of {method!r} at budget {budget}")
+    glue_value("mdl_budget_pct", f"{budget:.0%}")
+    glue_value("mdl_method", method)
+    for name, frame in (("ours", ours), ("ind", ind)):
+        glue_value(f"mdl_{name}_acc", float(frame["mean accuracy"].mean()))
+        glue_value(f"mdl_{name}_acc_sd", float(frame["mean accuracy"].std()))
+        glue_value(f"mdl_{name}_s", float(frame["S-score"].mean()))
+    for col, key in (("params ratio", "params"), ("MACs ratio", "macs"), ("latency ratio", "latency"),
+                     ("union", "union")):
+        glue_value(f"mdl_ours_{key}", float(ours[col].mean()))
+    glue_value("mdl_ind_params", float(ind["params ratio"].mean()))
+
+
+def detail_config(profile: str, budget: float, sharing: str, overrides: dict[str, Any] | None = None) -> MDLConfig:
+    return make_mdl_config(profile, "budget_aware" if sharing != "none" else "ba2", budget, sharing,
+                           overrides=overrides)
+
+
+def histories(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
+    frames = []
+    for cfg, seed in pairs:
+        s = _checked(paths.seed_dir(cfg.run_id, seed) / "summary.json")
+        frames.append(pd.DataFrame(s["history"]).assign(method=label(cfg), budget=cfg.method.budget, seed=seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def card():
+    """The methods' and sharing terms' own documentation, as Markdown for the chapter."""
+    import inspect
+
+    from IPython.display import Markdown
+
+    from . import methods, model, sharing
+
+    docs = [inspect.getdoc(m) or "" for m in (methods, sharing, model)]
+    return Markdown("\n\n".join(docs))

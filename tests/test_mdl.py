@@ -1,0 +1,162 @@
+"""Multi-domain learning: the Decathlon-layout data (generated and loaded by one code path, clear errors), switches and
+their straight-through gradient, the sharing terms, the budget projection, exact physical removal, costs, the S-score
+and the CLI contract of the issue."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from mtlprune import paths
+from mtlprune.data.domains import DOMAINS, DomainsSpec, generate, load_domain
+from mtlprune.data.nyuv2 import DataError
+from mtlprune.mdl import report
+from mtlprune.mdl.config import make_mdl_config
+from mtlprune.mdl.costs import macs, parameters
+from mtlprune.mdl.methods import project_budget
+from mtlprune.mdl.model import MultiDomainResNet, normalise_input, remove_unused, ste_binary
+from mtlprune.mdl.sharing import SHARING, weighted
+
+SMALL = DomainsSpec(n_train=20, n_val=10, n_test=10, n_source=20, size=16)
+
+
+@pytest.fixture(scope="module")
+def domains_root(tmp_path_factory):
+    return generate(SMALL, tmp_path_factory.mktemp("dom") / SMALL.dirname(), progress=False)
+
+
+def test_generated_benchmark_is_the_decathlon_layout_and_deterministic(domains_root, tmp_path):
+    ann = json.loads((domains_root / "annotations" / "digits_train.json").read_text())
+    assert {"images", "annotations", "categories"} <= set(ann)
+    assert (domains_root / ann["images"][0]["file_name"]).exists()
+    for d in DOMAINS:
+        x, y, names = load_domain(domains_root, d, "train", 16)
+        assert x.shape == (20, 3, 16, 16) and x.dtype == torch.uint8 and len(names) >= 10
+        assert y.min() >= 0 and y.max() < len(names)
+    again = generate(SMALL, tmp_path / SMALL.dirname(), progress=False)
+    for d in DOMAINS:
+        assert torch.equal(load_domain(domains_root, d, "test", 16)[0], load_domain(again, d, "test", 16)[0])
+    # visibly different domains: their mean images differ clearly
+    means = torch.stack([load_domain(domains_root, d, "train", 16)[0].float().mean((0, 2, 3)) for d in DOMAINS])
+    assert torch.cdist(means, means).add(torch.eye(len(DOMAINS)) * 1e3).min() > 5
+
+
+def test_loader_resizes_real_sized_images_and_names_the_fix(domains_root, tmp_path):
+    x, _, _ = load_domain(domains_root, "signs", "val", 12)  # shorter side to 12, centre crop
+    assert x.shape[-2:] == (12, 12)
+    with pytest.raises(DataError, match="generate-domains"):
+        load_domain(tmp_path, "digits", "train", 16)
+    withheld = tmp_path / "annotations"
+    withheld.mkdir()
+    (withheld / "dtd_test.json").write_text(json.dumps({"images": [], "categories": []}))
+    with pytest.raises(DataError, match="test_split=val"):
+        load_domain(tmp_path, "dtd", "test", 16)
+
+
+def test_ste_is_binary_forward_and_identity_backward():
+    latent = torch.tensor([-0.3, 0.0, 0.2], requires_grad=True)
+    s = ste_binary(latent)
+    assert s.tolist() == [0.0, 0.0, 1.0]
+    (s * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert latent.grad.tolist() == [1.0, 2.0, 3.0]
+
+
+def _model(granularity="filter"):
+    torch.manual_seed(0)
+    model = MultiDomainResNet([10, 7, 4], widths=(8, 16, 16), blocks=2, granularity=granularity)
+    with torch.no_grad():  # random on/off pattern per domain, some filters used by nobody
+        for b in model.switched():
+            b.switches.copy_(torch.randn_like(b.switches) - (2.0 if granularity == "slice" else 0.4))
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial running statistics and affine parameters
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("granularity", ["filter", "slice"])
+def test_removed_network_equals_the_switched_one_on_every_domain(granularity):
+    model = _model(granularity)
+    pruned = remove_unused(model)
+    x = normalise_input(torch.randint(0, 255, (4, 3, 16, 16), dtype=torch.uint8))
+    assert parameters(pruned) < parameters(model)
+    assert macs(pruned, 16) < macs(model, 16)
+    for d in range(model.domains):
+        torch.testing.assert_close(pruned(x, d), model(x, d), rtol=1e-5, atol=1e-6)
+    kept = [b.conv1.out_channels for b in pruned.switched()]
+    union = [int((b.filter_usage().amax(0) > 0).sum()) for b in model.switched()]
+    assert kept == [max(1, u) for u in union]
+
+
+def test_sharing_terms_follow_their_definitions():
+    u = [torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0]])]  # 2 domains, 4 filters of one block
+    dom, union, inter = weighted(u, [1])
+    assert dom.tolist() == [0.5, 0.5] and float(union) == 0.75 and float(inter) == 0.25
+    assert float(SHARING.get("union")(union, inter, 0.5)) == pytest.approx(0.25)
+    assert float(SHARING.get("intersection")(union, inter, 0.5)) == pytest.approx(0.25)
+    assert float(SHARING.get("jaccard")(union, inter, 0.5)) == pytest.approx(1 - 0.25 / 0.75)
+    assert float(SHARING.get("none")(union, inter, 0.5)) == 0.0
+
+
+@pytest.mark.parametrize("budget", [0.25, 0.5, 0.75])
+def test_projection_meets_each_domain_budget_and_keeps_the_strongest(budget):
+    model = _model()
+    with torch.no_grad():
+        for b in model.switched():
+            b.switches.copy_(torch.rand_like(b.switches) + 0.1)  # all on
+    before = [b.switches.detach().clone() for b in model.switched()]
+    project_budget(model, budget)
+    dom, _, _ = weighted([b.filter_usage().detach() for b in model.switched()], model.per_filter_params())
+    assert (dom <= budget + 1e-6).all() and (dom > budget - 0.15).all()
+    for d in range(model.domains):  # per domain, every kept filter was stronger than every dropped one (all blocks)
+        on = torch.cat([old[d][b.switches[d] > 0] for b, old in zip(model.switched(), before)])
+        off = torch.cat([old[d][b.switches[d] <= 0] for b, old in zip(model.switched(), before)])
+        assert len(on) and len(off) and on.min() > off.max()
+
+
+def test_s_score_gives_250_to_the_baseline_and_1000_to_perfection():
+    df = pd.DataFrame([{"method": "individual networks", "acc a": 80.0, "acc b": 60.0},
+                       {"method": "ours", "acc a": 100.0, "acc b": 60.0},
+                       {"method": "worse", "acc a": 50.0, "acc b": 10.0}])
+    s = report.s_scores(df)
+    assert s.tolist() == pytest.approx([500.0, 1250.0, 0.0])
+
+
+def test_cli_contract_smoke_budget_half():
+    proc = subprocess.run([sys.executable, "-m", "mtlprune", "mdl", "--profile", "smoke", "--budget", "0.5", "--seed",
+                           "0", "--json", "--no-progress"], capture_output=True, text=True, cwd=paths.REPO_ROOT,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(out["accuracy"]) == set(DOMAINS)
+    assert 0 < out["params_ratio"] < 1 and 0 < out["macs_ratio"] < 1
+    assert all(u <= 0.5 + 1e-6 for u in out["usage"].values())  # the projection holds every domain's budget
+
+
+def test_same_seed_same_numbers():
+    from mtlprune.mdl.runner import run_mdl
+
+    cfg = make_mdl_config("smoke", "budget_aware", 0.5, overrides={"train.iterations": 4})
+    first = run_mdl(cfg, 0, progress=False)
+    (paths.seed_dir(cfg.run_id, 0) / "summary.json").unlink()
+    again = run_mdl(cfg, 0, progress=False)
+    assert again["accuracy"] == first["accuracy"] and again["usage"] == first["usage"]
+
+
+def test_bad_mdl_input_is_named():
+    with pytest.raises(ValueError, match=r"budget must be in \(0, 1\]"):
+        make_mdl_config("smoke", "budget_aware", 1.5)
+    with pytest.raises(ValueError, match="unknown sharing term 'max'"):
+        make_mdl_config("smoke", "budget_aware", 0.5, "max")
+    with pytest.raises(ValueError, match="has no switches"):
+        make_mdl_config("smoke", "individual", 1.0, "union")
+    proc = subprocess.run([sys.executable, "-m", "mtlprune", "mdl", "--profile", "smoke", "--set",
+                           "method.granularity=row"], capture_output=True, text=True, cwd=paths.REPO_ROOT, timeout=120)
+    assert proc.returncode == 2 and "granularity 'row' unknown" in proc.stderr
