@@ -31,7 +31,8 @@ SPARSE_PHASE = {
 
 # Loss-weighting parameters a profile sets unless the caller gives its own: AdapMTL's window is 2.5% of the run in the
 # code (500 of 20k), which would be 2 noisy steps of quick's 80-step sparse phase; quick averages over 10% (8 steps).
-WEIGHTING_DEFAULTS = {"smoke": {}, "quick": {"adaptive": {"window": 0.1}}, "full": {}}
+# DWA needs two full periods before it moves: its 50-iteration default would never act in 80 steps; quick uses 8.
+WEIGHTING_DEFAULTS = {"smoke": {}, "quick": {"adaptive": {"window": 0.1}, "dwa": {"period": 8}}, "full": {}}
 
 
 def _base(profile: str) -> RunConfig:

@@ -4,8 +4,8 @@ deployable model is formed. Every method starts from the same source-pretrained 
 - `individual`: one network per domain, fully fine-tuned from the source backbone (the Decathlon's baseline; the
   S-score's reference errors). Costs D backbones.
 - `frozen`: the source backbone frozen (convolutions and BatchNorms), one linear head per domain.
-- `ba2`: BA² (Berriel et al., ICCV 2019): frozen shared convolutions, per-domain BatchNorms, heads and switches under a
-  per-domain budget, **no sharing term**; the union it would keep is what its removal keeps.
+- `ba2`: BA² (Berriel et al., ICCV 2019): per-domain BatchNorms, heads and switches under a per-domain budget, **no
+  sharing term** (shared convolutions as for ours, `train_backbone`); the union it would keep is what removal keeps.
 - `budget_aware`: Budget-Aware Pruning (dos Santos et al., ICIAP 2023 / Pattern Recognition 2025): BA² plus a
   parameter-sharing term (`union` by default; `intersection`, `jaccard`) with a fixed or learnable weight, all domains
   trained jointly, then filters no domain uses are removed.

@@ -10,8 +10,8 @@ BatchNorm channels and the matching input slice of the second convolution, and t
 (the simplest exact treatment of skip connections; stem, shortcuts and second convolutions stay dense). The gate
 multiplies the inner BatchNorm's *output*, so a switched-off filter contributes exactly zero and removal is exact.
 
-Backbones: `resnet26` (Rebuffi et al. 2017, the Decathlon's: stem + 3 stages × 4 basic blocks, 64/128/256 channels)
-and smaller CPU sizes through `widths` and `blocks`.
+Sizes: `widths` and `blocks` (per stage); the full profile's (64, 128, 256) × 4 is Rebuffi et al.'s ResNet-26 (the
+Decathlon's), the quick profile's (12, 24, 48) × 1 a CPU-size ResNet.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ All terms use the *weighted* usage of a domain: the share of the switchable weig
 filter of block b controls p_b weights: its conv1 filter and its conv2 input slice), so a budget reads directly as a
 fraction of those weights. With s_d the STE-binarised filter usage of domain d:
 
-- budget (BA², per domain): usage_d − β ≤ 0, enforced with a Lagrange multiplier λ_d ≥ 0 updated by ascent.
+- budget (BA², per domain): usage_d − β ≤ 0, held exactly by the projection in `methods.project_budget`.
 - `union`: U = Σ p·(1 − Π_d (1 − s_d)) / P, the weights some domain uses (what survives removal); term max(0, U − β).
 - `intersection`: I = Σ p·Π_d s_d / P, the weights every domain uses; term max(0, β − I) (share up to the budget).
 - `jaccard`: 1 − I / U (overlap of the domains' sets whatever their size).
