@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config import canonical, config_hash, with_overrides
+from ..config import config_hash, with_overrides
 from ..data.domains import DOMAINS, DomainsSpec
 
 PROFILES = ("smoke", "quick", "full")
@@ -149,6 +149,3 @@ def validate(cfg: MDLConfig) -> None:
         if not ok:
             raise ValueError(message)
 
-
-def describe(cfg: MDLConfig) -> dict[str, Any]:
-    return {"run_id": cfg.run_id, "canonical": canonical(cfg)}
