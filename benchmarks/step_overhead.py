@@ -22,7 +22,7 @@ from mtlprune.models import build_model
 from mtlprune.profiles import make_config
 from mtlprune.pruning import TrainContext, build_strategy
 from mtlprune.pruning.masks import plain_state_dict
-from mtlprune.train import pick_device
+from mtlprune.train import build_optimizer, pick_device
 from mtlprune.weighting import build_weighting
 
 INPUT = {"smoke": (24, 32), "quick": (48, 64), "full": (288, 384)}
@@ -39,11 +39,7 @@ def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device:
     ctx = TrainContext(model=model, cfg=cfg, device=device, train_batches=lambda: iter(()),
                        dense_state=plain_state_dict(model) if strategy.needs_dense else None)
     strategy.setup(ctx)
-    groups = strategy.param_groups(model, cfg.train)
-    own = {id(p) for g in groups for p in g["params"]}
-    params = [p for p in [*model.parameters(), *weighting.parameters()] if id(p) not in own]
-    opt = torch.optim.Adam([{"params": params}, *groups], lr=cfg.train.lr, betas=cfg.train.betas,
-                           weight_decay=cfg.train.weight_decay)
+    opt = build_optimizer(model, weighting, strategy, cfg.train)
     state = {"step": 0}
 
     def step() -> None:

@@ -94,12 +94,13 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_summary(path: Path) -> dict[str, Any]:
+def read_summary(path: Path, required: tuple[str, ...] = ("run_id", "metrics")) -> dict[str, Any]:
+    """A run's summary, checked for the `required` keys; one actionable message for every way it can be broken."""
     try:
         with open(path) as fh:
             summary = json.load(fh)
-        if not isinstance(summary, dict) or "run_id" not in summary or "metrics" not in summary:
-            raise ValueError("missing run_id/metrics")
+        if not isinstance(summary, dict) or any(k not in summary for k in required):
+            raise ValueError(f"missing one of {'/'.join(required)}")
         return summary
     except Exception as exc:  # noqa: BLE001 - one message for every way a summary can be broken
         raise CacheError(f"{path} is corrupt ({type(exc).__name__}: {exc}). Delete it to recompute the run from its "

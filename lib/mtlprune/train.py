@@ -133,6 +133,17 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                          f"run from its first step: rm '{path}'") from None
 
 
+def build_optimizer(model: nn.Module, weighting: Weighting, strategy: PruningStrategy,
+                    cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam over the model, the weighting and the strategy's parameters; a strategy's own groups (e.g. thresholds with
+    their own learning rate) leave the default group."""
+    groups = strategy.param_groups(model, cfg)
+    own = {id(p) for g in groups for p in g["params"]}
+    params = [p for p in [*model.parameters(), *weighting.parameters(), *strategy.extra_parameters()]
+              if id(p) not in own]
+    return torch.optim.Adam([{"params": params}, *groups], lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
 def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: TrainContext,
         train_data: dict[str, torch.Tensor], val_data: dict[str, torch.Tensor], cfg: TrainConfig, *, seed: int,
         flip: bool, ckpt_path: Path, runtime: Runtime, desc: str = "train",
@@ -146,11 +157,7 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
     strategy.install(model)
     device = ctx.device
     tasks = tuple(model.heads.keys())
-    groups = strategy.param_groups(model, cfg)
-    own = {id(p) for g in groups for p in g["params"]}
-    params = [p for p in [*model.parameters(), *weighting.parameters(), *strategy.extra_parameters()]
-              if id(p) not in own]
-    opt = torch.optim.Adam([{"params": params}, *groups], lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt = build_optimizer(model, weighting, strategy, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
     gen = torch.Generator().manual_seed(seed)
     step, epoch, history, elapsed = 0, 0, [], 0.0

@@ -21,7 +21,7 @@ from .. import paths
 from ..config import canonical, to_dict
 from ..data.domains import DomainsSpec, generate, load_domain
 from ..locks import file_lock, make_once
-from ..runner import write_json_atomic
+from ..runner import read_summary, write_json_atomic
 from .config import MDLConfig, SourceConfig
 from .costs import deployed_state, disk_bytes, latency_ratio, macs, parameters
 from .methods import MDL_METHODS
@@ -69,21 +69,10 @@ def source_model(cfg: SourceConfig, progress: bool = True) -> MultiDomainResNet:
                                   {"run_id": cfg.run_id, "canonical": canonical(cfg), "full": to_dict(cfg)})
                 write_json_atomic(out / "summary.json", {"run_id": cfg.run_id, "seed": seed,
                                                          "train_seconds": time.time() - t})
-    read_summary_any(out / "summary.json")
+    read_summary(out / "summary.json", ("run_id",))
     model = MultiDomainResNet([len(names)], cfg.model.widths, cfg.model.blocks)
     model.load_state_dict(torch.load(out / "model.pt", map_location="cpu"))
     return model.eval()
-
-
-def read_summary_any(path: Path) -> dict[str, Any]:
-    import json
-
-    from ..errors import CacheError
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CacheError(f"{path} is corrupt ({exc}). Delete it to recompute the run: rm '{path}'") from None
 
 
 def run_mdl(cfg: MDLConfig, seed: int = 0, progress: bool = True) -> dict[str, Any]:
@@ -101,12 +90,7 @@ def run_mdl(cfg: MDLConfig, seed: int = 0, progress: bool = True) -> dict[str, A
 
 
 def _checked(path: Path) -> dict[str, Any]:
-    s = read_summary_any(path)
-    if "accuracy" not in s:
-        from ..errors import CacheError
-
-        raise CacheError(f"{path} is corrupt (no accuracy). Delete it to recompute the run: rm '{path}'")
-    return s
+    return read_summary(path, ("run_id", "accuracy"))
 
 
 def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet, out: Path) -> dict[str, Any]:
