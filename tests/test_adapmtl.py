@@ -123,7 +123,7 @@ def test_adaptive_weighting_follows_the_relative_loss_change():
 def test_adaptive_weighting_rejects_bad_fractions():
     with pytest.raises(ValueError, match="warmup in \\[0, 1\\)"):
         build_weighting("adaptive", TASKS, {"warmup": 2.0}, 100)
-    with pytest.raises(ValueError, match="valid: \\['warmup', 'window'\\]"):
+    with pytest.raises(ValueError, match="windw.*valid: warmup, window"):
         build_weighting("adaptive", TASKS, {"windw": 0.1}, 100)
 
 

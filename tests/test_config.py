@@ -60,7 +60,7 @@ def test_invalid_values_name_the_valid_ones():
         make_config("huge")
     with pytest.raises(ValueError, match="unknown pruning method 'nope'"):
         make_config("quick", "nope", 0.5)
-    with pytest.raises(ValueError, match="train.iterations must be >= 1"):
+    with pytest.raises(ValueError, match="train.iterations must be an integer >= 1"):
         make_config("quick", overrides={"train.iterations": 0})
     with pytest.raises(ValueError, match="dense method takes no sparsity"):
         make_config("quick", "dense", 0.5)

@@ -71,10 +71,12 @@ def load_manifest(path: Path | None = None) -> list[Chapter]:
     return chapters
 
 
-def _check_parameters(chapter: Chapter) -> None:
-    import papermill as pm
+def _check_parameters(chapter: Chapter, profile: str) -> None:
+    """Names and values of every variant's parameters, before any notebook runs (`notebook_params`)."""
+    from . import notebook_params
 
-    declared = set(pm.inspect_notebook(str(paths.notebooks_dir() / f"{chapter.notebook}.ipynb")))
+    defaults = notebook_params.defaults(str(paths.notebooks_dir() / f"{chapter.notebook}.ipynb"))
+    declared = set(defaults)
     if "profile" not in declared:
         raise ValueError(f"notebooks/{chapter.notebook}.ipynb must declare a `profile` parameter")
     for v in chapter.variants:
@@ -82,6 +84,12 @@ def _check_parameters(chapter: Chapter) -> None:
         if unknown:
             raise ValueError(f"manifest variant {chapter.notebook}/{v.name} sets unknown parameter(s) "
                              f"{sorted(unknown)}; the notebook declares {sorted(declared)}")
+        notebook_params.check(chapter.notebook, {**defaults, **_parameters(chapter, v, profile)})
+
+
+def _parameters(chapter: Chapter, variant: Variant, profile: str) -> dict[str, Any]:
+    return {**variant.parameters, **chapter.profile_parameters.get(profile, {}), "profile": profile,
+            "progress": False}
 
 
 def _tag_for_book(path: Path, title: str | None = None) -> None:
@@ -104,13 +112,20 @@ def execute_chapter(chapter: Chapter, variant: Variant, profile: str, out_dir: P
     import papermill as pm
 
     out = out_dir / f"{chapter.output_stem(variant)}.ipynb"
-    params = {**variant.parameters, **chapter.profile_parameters.get(profile, {}), "profile": profile,
-              "progress": False}
+    # papermill writes into `.running/`; only a notebook that ran to its end is moved to the rendered path, so a study
+    # killed mid-notebook never leaves a half-executed page that a later `--book-only` would render as a chapter
+    running = out_dir / RUNNING / out.name
+    running.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    pm.execute_notebook(str(paths.notebooks_dir() / f"{chapter.notebook}.ipynb"), str(out), parameters=params,
-                        kernel_name="python3", progress_bar=False, log_output=True, cwd=str(paths.REPO_ROOT))
-    _tag_for_book(out, variant.title)
+    pm.execute_notebook(str(paths.notebooks_dir() / f"{chapter.notebook}.ipynb"), str(running),
+                        parameters=_parameters(chapter, variant, profile), kernel_name="python3", progress_bar=False,
+                        log_output=True, cwd=str(paths.REPO_ROOT))
+    _tag_for_book(running, variant.title)
+    running.replace(out)
     return out, time.perf_counter() - t
+
+
+RUNNING = ".running"  # inside book/generated/: notebooks being executed (never rendered)
 
 
 def write_toc(chapters: list[Chapter], done: set[str], book: Path) -> None:
@@ -130,14 +145,31 @@ def write_toc(chapters: list[Chapter], done: set[str], book: Path) -> None:
                                    + yaml.safe_dump(toc, sort_keys=False))
 
 
-def build_book(book: Path) -> int:
+def build_book(book: Path, pages: set[str] | None = None) -> int:
+    """Build the book; when the set of rendered pages changed since the last build (a chapter failed or was added),
+    rebuild every page and delete the removed pages' HTML, so no page or link to a stale chapter survives."""
+    import json
+
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(book), "--keep-going"]
+    record = book / "_build" / "pages.json"
+    if pages is not None:
+        try:
+            before = set(json.loads(record.read_text()))
+        except (OSError, ValueError):
+            before = None
+        if before != pages:
+            cmd.append("--all")
+            for stem in (before or set()) - pages:
+                for stale in (book / "_build").glob(f"**/generated/{stem}.*"):
+                    stale.unlink()
     log = book / "_build" / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log.write_text(proc.stdout + proc.stderr)
+    if pages is not None and proc.returncode == 0:
+        record.write_text(json.dumps(sorted(pages)))
     status = "built" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {log})"
     print(f"book {status} in {time.perf_counter() - t:.0f} s: {book / '_build' / 'html' / 'index.html'}", flush=True)
     return proc.returncode
@@ -156,10 +188,11 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
         if missing:
             raise ValueError(f"--only {sorted(missing)} not in the manifest; valid: {sorted(known)}")
     for ch in chapters:
-        _check_parameters(ch)
+        _check_parameters(ch, profile)
     out_dir = book / "generated"
     failed_dir = out_dir / "failed"
     out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out_dir / RUNNING, ignore_errors=True)  # half-executed notebooks of a killed study
     failures = []
     started = time.perf_counter()
     todo = [(c, v) for c in chapters for v in c.variants if not only or c.notebook in only]
@@ -171,16 +204,19 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
                 print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) done in {secs:.0f} s", flush=True)
             except Exception as exc:  # noqa: BLE001 - report, keep the partial notebook, go on with the others
                 failed_dir.mkdir(parents=True, exist_ok=True)
-                partial = out_dir / f"{ch.output_stem(v)}.ipynb"
+                partial = out_dir / RUNNING / f"{ch.output_stem(v)}.ipynb"
                 kept = failed_dir / partial.name
                 if partial.exists():
                     shutil.move(str(partial), kept)
+                # the page of an earlier successful run is stale now: it must not be rendered as this chapter
+                (out_dir / partial.name).unlink(missing_ok=True)
                 failures.append(f"{ch.notebook} ({v.name}): {type(exc).__name__}: {str(exc).strip()[-600:]}"
                                 f"\n    partial notebook: {kept}")
                 print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) FAILED", flush=True)
     done = {p.stem for p in out_dir.glob("*.ipynb")}
     write_toc(chapters, done, book)
-    rc = build_book(book)
+    listed = {c.output_stem(v) for c in chapters for v in c.variants}
+    rc = build_book(book, done & listed)
     print(f"study ({profile}) wall time {time.perf_counter() - started:.0f} s", flush=True)
     for f in failures:
         print(f"FAILED {f}", file=sys.stderr)

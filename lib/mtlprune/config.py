@@ -161,6 +161,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected a list, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(args[0], v, where) for v in value)
+        if len(value) != len(args):  # a fixed-length tuple, e.g. Adam's betas: never truncate or pad silently
+            raise ValueError(f"{where}: expected a list of exactly {len(args)} values, got {list(value)!r}")
         return tuple(_coerce(a, v, where) for a, v in zip(args, value))
     if tp is bool:
         if isinstance(value, bool):
@@ -169,6 +171,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return value.lower() in ("true", "1")
         raise ValueError(f"{where}: expected true/false, got {value!r}")
     if tp in (int, float, str):
+        if isinstance(value, bool) and tp is not str:  # `true` must never become 1
+            raise ValueError(f"{where}: expected {tp.__name__}, got the boolean {value!r}")
+        if tp is str and not isinstance(value, str):
+            raise ValueError(f"{where}: expected a name (string), got {value!r}")
+        if tp is int and isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
         if tp is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(f"{where}: expected an integer, got {value!r}")
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,5 +30,8 @@ def make_once(root: Path, make: Callable[[Path], object]) -> Path:
     processes generate a dataset once (the generators return at once if another process just finished it)."""
     if not (root / "meta.json").exists():
         with file_lock(root.parent / f".{root.name}.lock", str(root)):
+            # under the lock no generator of this root is alive: temporary folders left by a killed one are stale
+            for stale in root.parent.glob(f"{root.name}.tmp*"):
+                shutil.rmtree(stale, ignore_errors=True)
             make(root)
     return root

@@ -97,7 +97,9 @@ class TaskMeters:
             n, s, w1, w2, w3 = self.angle.tolist()
             if n:
                 cdf = torch.cumsum(self.angle_hist, 0)
-                median_bin = int(torch.searchsorted(cdf, torch.tensor(n / 2.0, dtype=cdf.dtype).long()))
+                # the median is the value of rank (n+1)//2 (1-based; torch.median's lower median for even n)
+                rank = (int(n) + 1) // 2
+                median_bin = int(torch.searchsorted(cdf, torch.tensor(rank, dtype=cdf.dtype)))
                 median = (median_bin + 0.5) * 180.0 / _ANGLE_BINS
                 out["normal"] = {"angle_mean": s / n, "angle_median": median, "within_11_25": 100 * w1 / n,
                                  "within_22_5": 100 * w2 / n, "within_30": 100 * w3 / n}

@@ -12,7 +12,7 @@ from . import paths
 from .config import RunConfig, from_dict, to_dict
 from .metrics import METRICS
 from .models import build_model, prunable_layers
-from .runner import read_summary
+from .runner import SUMMARY_KEYS, read_summary
 
 ID_COLUMNS = ["run_id", "method", "weighting", "backbone", "sparsity_requested", "sparsity", "seed", "profile"]
 
@@ -28,7 +28,7 @@ def load_summaries(run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Tidy long table: one row per (run, seed, split, task, metric) plus Δ rows (task = each task or `mean`)."""
     rows = []
     for path in summary_files(run_ids):
-        s = read_summary(path)
+        s = read_summary(path, SUMMARY_KEYS)
         ident = {"run_id": s["run_id"], "method": s["method"], "weighting": s.get("weighting"),
                  "backbone": s.get("backbone"), "sparsity_requested": s["sparsity_requested"],
                  "sparsity": s["sparsity"]["overall"], "seed": s["seed"], "profile": s.get("profile")}
@@ -77,7 +77,7 @@ def load_layer_sparsity(run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per (run, seed, prunable layer): achieved sparsity, zeros, parameter count; `order` = network order."""
     rows = []
     for path in summary_files(run_ids):
-        s = read_summary(path)
+        s = read_summary(path, SUMMARY_KEYS)
         order = network_order(s["config"])
         for layer, info in s["sparsity_layers"].items():
             rows.append({"run_id": s["run_id"], "method": s["method"], "seed": s["seed"],

@@ -29,7 +29,7 @@ import torch
 
 from . import __version__, paths
 from .config import RunConfig, canonical, to_dict
-from .data.nyuv2 import RoomsSpec, generate, load_split
+from .data.nyuv2 import RoomsSpec, generate, generated_data_fix, load_split, real_data_fix
 from .errors import CacheError
 from .locks import file_lock, make_once
 from .metrics import delta_p, delta_t
@@ -42,7 +42,6 @@ from .train import Runtime, evaluate, fit, iterate_batches, pick_device, seed_ev
 from .validate import validate
 from .weighting import build_weighting
 
-GENERATE_CMD = "python -m mtlprune generate --profile quick"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -61,14 +60,15 @@ def ensure_data(synthetic: RoomsSpec | None, progress: bool = True) -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_split(root: str, split: str, val_fraction: float, split_seed: int) -> dict[str, torch.Tensor]:
-    return load_split(Path(root), split, val_fraction=val_fraction, split_seed=split_seed,
-                      generate_cmd=GENERATE_CMD)
+def _cached_split(root: str, split: str, val_fraction: float, split_seed: int,
+                  generated: bool) -> dict[str, torch.Tensor]:
+    fix = generated_data_fix(Path(root)) if generated else real_data_fix(Path(root))
+    return load_split(Path(root), split, val_fraction=val_fraction, split_seed=split_seed, fix=fix)
 
 
 def load_data(cfg: RunConfig, split: str, progress: bool = True) -> dict[str, torch.Tensor]:
     root = ensure_data(cfg.data.synthetic, progress)
-    return _cached_split(str(root), split, cfg.data.val_fraction, cfg.data.split_seed)
+    return _cached_split(str(root), split, cfg.data.val_fraction, cfg.data.split_seed, cfg.data.synthetic is not None)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -94,17 +94,79 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_summary(path: Path, required: tuple[str, ...] = ("run_id", "metrics")) -> dict[str, Any]:
-    """A run's summary, checked for the `required` keys; one actionable message for every way it can be broken."""
+SUMMARY_KEYS = ("run_id", "kind", "method", "seed", "metrics", "val_metrics", "delta_t", "delta_p", "sparsity",
+                "params", "sparsity_layers", "bytes", "sparsity_requested", "dense_run_id", "train_seconds", "device",
+                "config")
+
+
+def read_summary(path: Path, required: tuple[str, ...] = ("run_id", "metrics"),
+                 expect: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run's summary, checked for the `required` keys and the `expect`ed values (e.g. this folder's run id and
+    seed); one actionable message for every way it can be broken."""
     try:
         with open(path) as fh:
             summary = json.load(fh)
-        if not isinstance(summary, dict) or any(k not in summary for k in required):
-            raise ValueError(f"missing one of {'/'.join(required)}")
+        if not isinstance(summary, dict):
+            raise ValueError("not a JSON object")
+        missing = [k for k in required if k not in summary]
+        if missing:
+            raise ValueError(f"missing key(s) {missing}")
+        for key, value in (expect or {}).items():
+            if summary.get(key) != value:
+                raise ValueError(f"{key} is {summary.get(key)!r}, but this folder holds {key} {value!r}")
         return summary
     except Exception as exc:  # noqa: BLE001 - one message for every way a summary can be broken
         raise CacheError(f"{path} is corrupt ({type(exc).__name__}: {exc}). Delete it to recompute the run from its "
                          f"last checkpoint: rm '{path}'") from None
+
+
+def load_state(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """A cached state dict (a dense reference's or a source network's weights), with one actionable message when it
+    is missing or unreadable instead of a raw torch traceback."""
+    if not path.exists():
+        raise CacheError(f"{what} {path} is missing although its run is marked complete. {fix}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same actionable message
+        first = (str(exc).strip().splitlines() or [""])[0][:200]  # torch's own message runs over many lines
+        raise CacheError(f"{what} {path} is unreadable ({type(exc).__name__}: {first}). {fix}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CacheError(f"{what} {path} is not a state dict of tensors. {fix}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CacheError(f"{what} {path} holds NaN/inf weights ({bad[:3]}). {fix}")
+    return state
+
+
+def rerun_fix(directory: Path) -> str:
+    return f"Delete its folder so it is retrained on the next run: rm -r '{directory}'"
+
+
+def write_failure(out: Path, run_id: str, seed: int, exc: BaseException) -> None:
+    """The record of a failed run (`failure.json`): what went wrong and when. A failed run has no summary, so it is
+    never cached as complete; its last checkpoint is moved aside (kept for inspection) so a rerun starts afresh."""
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        os.replace(ckpt, out / "checkpoint.failed.pt")
+    write_json_atomic(out / "failure.json", {
+        "run_id": run_id, "seed": seed, "error": f"{type(exc).__name__}: {exc}",
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+
+
+def check_finite(what: str, values: dict[str, Any], fix: str = "lower train.lr (or check the data)") -> None:
+    """Raise when any number in a (nested) dict of results is NaN/inf: such a run must never be cached."""
+    bad: list[str] = []
+
+    def walk(prefix: str, obj: Any) -> None:
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(f"{prefix}/{k}" if prefix else str(k), v)
+        elif isinstance(obj, float) and not math.isfinite(obj):
+            bad.append(prefix)
+
+    walk("", values)
+    if bad:
+        raise FloatingPointError(f"non-finite {what}: {', '.join(bad[:6])}; the run is not cached. Fix: {fix}")
 
 
 def run_lock(directory: Path):
@@ -138,12 +200,22 @@ def run(cfg: RunConfig, seed: int = 0, runtime: Runtime = Runtime(), profile: st
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = paths.seed_dir(cfg.run_id, seed)
     if (out / "summary.json").exists():
-        return read_summary(out / "summary.json")
+        return _cached(cfg, seed)
     dense_summary = run(cfg.dense, seed, runtime, profile) if cfg.dense is not None else None
     with run_lock(out):
         if (out / "summary.json").exists():  # another process finished it while we waited
-            return read_summary(out / "summary.json")
-        return _train_and_summarize(cfg, seed, runtime, profile, out, dense_summary)
+            return _cached(cfg, seed)
+        try:
+            summary = _train_and_summarize(cfg, seed, runtime, profile, out, dense_summary)
+        except FloatingPointError as exc:
+            write_failure(out, cfg.run_id, seed, exc)
+            raise
+        (out / "failure.json").unlink(missing_ok=True)  # an earlier failure of this run is superseded
+        return summary
+
+
+def _cached(cfg: RunConfig, seed: int) -> dict[str, Any]:
+    return read_summary(summary_path(cfg, seed), SUMMARY_KEYS, {"run_id": cfg.run_id, "seed": seed})
 
 
 def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: str | None, out: Path,
@@ -165,7 +237,8 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
     if dense_summary is not None:
         dense_dir = paths.seed_dir(dense_summary["run_id"], seed)
         if strategy.needs_dense:
-            dense_state = torch.load(dense_dir / "model.pt", map_location=device)
+            dense_state = {k: v.to(device) for k, v in load_state(
+                dense_dir / "model.pt", "the dense reference's weights", rerun_fix(dense_dir)).items()}
     batch_gen = torch.Generator().manual_seed(seed + 1)  # batches a strategy draws (scores, growth); checkpointed
     ctx = TrainContext(model=model, cfg=cfg, device=device, dense_state=dense_state, dense_dir=dense_dir, seed=seed,
                        batch_rng=batch_gen,
@@ -176,10 +249,15 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
     result = fit(model, weighting, strategy, ctx, train_data, val_data, cfg.train, seed=seed, flip=cfg.data.flip,
                  ckpt_path=out / "checkpoint.pt", runtime=runtime, desc=f"{cfg.run_id} seed {seed}",
                  snapshots=snapshots, monitor=lambda: component_sparsity(model))
-    metrics, test_losses = evaluate(model, test_data, cfg.tasks, cfg.train.eval_batch_size, device)
     # the loop's last record is the validation of the final model: no second pass
     last_val = next(r for r in reversed(result.history) if r["split"] == "val")
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:  # the last update can break the weights after the last finite loss was seen
+        raise FloatingPointError(f"non-finite weights after training ({bad[:3]}); the run is not cached. "
+                                 f"Fix: lower train.lr")
+    metrics, test_losses = evaluate(model, test_data, cfg.tasks, cfg.train.eval_batch_size, device)
     val_metrics = {t: {m: last_val[f"{t}/{m}"] for m in ms} for t, ms in metrics.items()}
+    check_finite("evaluation results", {"test": metrics, "val": val_metrics, "test_losses": test_losses})
     report = sparsity_report(model)
     reference = dense_summary["metrics"] if dense_summary is not None else metrics
 
@@ -222,4 +300,4 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
         "config": canonical(cfg),
     }
     write_json_atomic(out / "summary.json", summary)  # last: marks the run complete
-    return read_summary(out / "summary.json")  # the same object a cached run returns
+    return _cached(cfg, seed)  # the same object a cached run returns

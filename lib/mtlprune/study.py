@@ -18,7 +18,7 @@ from .metrics import METRICS, delta_t
 from .models import build_model
 from .profiles import PROFILES, SEEDS, make_config
 from .results import load_history, load_summaries
-from .runner import is_complete, read_summary, run, summary_path
+from .runner import is_complete, load_state, read_summary, rerun_fix, run, summary_path
 from .train import Runtime
 
 _SETTING_OF = {"backbone": "model.backbone", "iterations": "train.iterations", "batch_size": "train.batch_size",
@@ -88,7 +88,8 @@ def metric_summary(cfg: RunConfig, seeds: Iterable[int]) -> pd.DataFrame:
 
 def load_trained_model(cfg: RunConfig, seed: int) -> torch.nn.Module:
     model = build_model(cfg.model, cfg.tasks)
-    state = torch.load(paths.seed_dir(cfg.run_id, seed) / "model.pt", map_location="cpu")
+    folder = paths.seed_dir(cfg.run_id, seed)
+    state = load_state(folder / "model.pt", "the trained weights", rerun_fix(folder))
     model.load_state_dict(state)
     return model.eval()
 

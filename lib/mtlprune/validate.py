@@ -1,11 +1,22 @@
-"""Validation of a whole `RunConfig` before anything runs: one clear message naming the bad value and the valid ones."""
+"""Validation of a whole `RunConfig` before anything runs or trains: one clear message naming the setting, its value,
+the valid values and the fix (`--set KEY=VALUE` on the command line, `overrides` in a notebook).
+
+Types are checked when a config is built (`config._coerce`); this module checks ranges and the relations between
+fields, so nothing fails after minutes of training on a value that could have been refused up front.
+"""
 
 from __future__ import annotations
 
+import math
+
 from .config import TASKS, RunConfig
 from .models import BACKBONES, HEADS
-from .pruning import STRATEGIES
+from .pruning import STRATEGIES, build_strategy
 from .weighting import WEIGHTINGS, build_weighting
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def validate(cfg: RunConfig) -> None:
@@ -15,33 +26,54 @@ def validate(cfg: RunConfig) -> None:
     STRATEGIES.get(cfg.pruning.method)
     bad_tasks = [t for t in cfg.tasks if t not in TASKS]
     if bad_tasks or not cfg.tasks:
-        raise ValueError(f"unknown task(s) {bad_tasks}; valid: {', '.join(TASKS)}")
-    t = cfg.train
+        raise ValueError(f"tasks: unknown or empty {list(cfg.tasks)}; valid: a non-empty subset of {', '.join(TASKS)}")
+    if len(set(cfg.tasks)) != len(cfg.tasks):
+        raise ValueError(f"tasks must not repeat, got {list(cfg.tasks)} (each task has one head)")
+    t, m, d = cfg.train, cfg.model, cfg.data
     checks = [
-        (t.iterations >= 1, f"train.iterations must be >= 1, got {t.iterations}"),
-        (t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}"),
-        (t.lr > 0, f"train.lr must be > 0, got {t.lr}"),
-        (t.weight_decay >= 0, f"train.weight_decay must be >= 0, got {t.weight_decay}"),
+        (t.iterations >= 1, f"train.iterations must be an integer >= 1, got {t.iterations}"),
+        (t.batch_size >= 1, f"train.batch_size must be an integer >= 1, got {t.batch_size}"),
+        (t.eval_batch_size >= 1, f"train.eval_batch_size must be an integer >= 1, got {t.eval_batch_size}"),
+        (_finite(t.lr) and t.lr > 0, f"train.lr must be a finite number > 0, got {t.lr}"),
+        (len(t.betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in t.betas),
+         f"train.betas must be two numbers in [0, 1) (Adam's beta1, beta2), got {list(t.betas)}"),
+        (_finite(t.weight_decay) and t.weight_decay >= 0, f"train.weight_decay must be >= 0, got {t.weight_decay}"),
         (t.lr_schedule in ("step", "cosine", "constant"),
          f"train.lr_schedule {t.lr_schedule!r} unknown; valid: step, cosine, constant"),
         (0 < t.lr_step <= 1, f"train.lr_step must be in (0, 1], got {t.lr_step}"),
         (0 < t.lr_gamma <= 1, f"train.lr_gamma must be in (0, 1], got {t.lr_gamma}"),
-        (cfg.model.width >= 1 and cfg.model.head_width >= 1, "model.width and model.head_width must be >= 1"),
-        (0 <= cfg.model.dropout < 1, f"model.dropout must be in [0, 1), got {cfg.model.dropout}"),
-        (0 <= cfg.data.val_fraction < 1, f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}"),
+        (m.width >= 1, f"model.width must be an integer >= 1, got {m.width}"),
+        (m.head_width >= 1, f"model.head_width must be an integer >= 1, got {m.head_width}"),
+        (len(m.head_rates) >= 1 and all(r >= 1 for r in m.head_rates),
+         f"model.head_rates must be a non-empty list of dilation rates >= 1 (e.g. [1, 2, 3, 4]), got "
+         f"{list(m.head_rates)}"),
+        (m.output_stride in (2, 4, 8, 16), f"model.output_stride must be 2, 4, 8 or 16, got {m.output_stride}"),
+        (0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}"),
+        (0 < d.val_fraction < 1, f"data.val_fraction must be in (0, 1) (the validation share carved from train; "
+                                 f"model choices never look at test), got {d.val_fraction}"),
+        (d.split_seed >= 0, f"data.split_seed must be an integer >= 0, got {d.split_seed}"),
     ]
-    if cfg.data.synthetic is not None:
-        s = cfg.data.synthetic
-        checks.append((s.n_train >= 2 and s.n_test >= 1 and s.height >= 8 and s.width >= 8,
-                       "data.synthetic needs n_train >= 2, n_test >= 1 and height, width >= 8"))
+    if d.synthetic is not None:
+        s = d.synthetic
+        checks.append((s.n_train >= 2 and s.n_test >= 1 and s.height >= 8 and s.width >= 8 and s.seed >= 0,
+                       "data.synthetic needs n_train >= 2, n_test >= 1, height and width >= 8 and seed >= 0"))
+        n_val = int(round(d.val_fraction * s.n_train))
+        checks.append((1 <= n_val <= s.n_train - 1,
+                       f"data.val_fraction={d.val_fraction} leaves {n_val} validation and {s.n_train - n_val} "
+                       f"training scenes of {s.n_train}; both need at least one: choose a fraction between "
+                       f"{1 / s.n_train:.3g} and {1 - 1 / s.n_train:.3g}"))
     p = cfg.pruning
     if p.method == "dense":
         checks.append((p.sparsity == 0.0, f"the dense method takes no sparsity (got {p.sparsity}); "
                                           f"choose a pruning method: {', '.join(m for m in STRATEGIES.names() if m != 'dense')}"))
     else:
         checks.append((0.0 < p.sparsity < 1.0, f"sparsity must be in (0, 1), got {p.sparsity}"))
+        checks.append((cfg.dense is not None, f"pruning method {p.method!r} needs the dense run it starts from "
+                                              f"(`dense`); build the config with profiles.make_config"))
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
     build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params), t.iterations)  # bad params fail here
-    STRATEGIES.get(p.method)(p)  # so do bad method parameters, before anything trains
+    build_strategy(p)  # so do bad or unknown method parameters, before anything trains
+    if cfg.dense is not None:
+        validate(cfg.dense)

@@ -134,11 +134,18 @@ class AdaptiveWeighting(Weighting):
 def build_weighting(name: str, tasks: tuple[str, ...], params: dict[str, Any], iterations: int) -> Weighting:
     import inspect
 
+    from .pruning.base import typed
+
     cls = WEIGHTINGS.get(name)
-    if "iterations" in inspect.signature(cls.__init__).parameters:
+    signature = inspect.signature(cls.__init__).parameters
+    valid = {p: v.default for p, v in signature.items() if p not in ("self", "tasks", "iterations")}
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for loss weighting {name!r}; valid: "
+                         f"{', '.join(valid) or '(none)'}. Fix the key in weighting_params.")
+    # each value has the type of its default (no silent 2.5 -> 2 for an integer period)
+    params = {k: typed(v, type(valid[k]), k, f"default {valid[k]!r}", f"{name} weighting parameter")
+              for k, v in params.items()}
+    if "iterations" in signature:
         params = {**params, "iterations": iterations}
-    try:
-        return cls(tasks, **params)
-    except TypeError as exc:  # unknown keyword: name the valid ones
-        valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "tasks", "iterations")]
-        raise ValueError(f"loss weighting {name!r}: bad parameters {sorted(params)} ({exc}); valid: {valid}") from None
+    return cls(tasks, **params)

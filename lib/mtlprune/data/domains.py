@@ -260,16 +260,19 @@ def load_domain(root: Path, domain: str, split: str, size: int) -> tuple[torch.T
     from PIL import Image
 
     ann_path = root / "annotations" / f"{domain}_{split}.json"
+    # `generate-domains` is a no-op once meta.json exists: a damaged generated benchmark is fixed by removing it
+    fix = (f"this is the generated benchmark: delete it and it is written again on the next run: rm -r '{root}'"
+           if (root / "meta.json").exists() else
+           f"generate the offline benchmark with `{GENERATE_CMD}`, or put the Visual Decathlon release "
+           f"(annotations/ and data/) at {root} (see data/README.md)")
     if not ann_path.exists():
-        raise DataError(f"{ann_path} is missing. Generate the offline benchmark with `{GENERATE_CMD}`, or put the "
-                        f"Visual Decathlon release (annotations/ and data/) at {root} (see data/README.md).")
+        raise DataError(f"{ann_path} is missing (domain {domain!r}, split {split!r}). Fix: {fix}")
     try:
         ann = json.loads(ann_path.read_text())
         images = {im["id"]: im["file_name"] for im in ann["images"]}
         cats = sorted(ann["categories"], key=lambda c: c["id"])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DataError(f"{ann_path} is not a COCO-style Decathlon annotation file ({exc}); regenerate it with "
-                        f"`{GENERATE_CMD}` or restore the release's copy") from None
+        raise DataError(f"{ann_path} is not a COCO-style Decathlon annotation file ({exc}). Fix: {fix}") from None
     if "annotations" not in ann:
         raise DataError(f"{ann_path} has no labels (the Decathlon release withholds test labels): use the release's "
                         f"val split as test (mdl data.test_split=val) and carve validation from train")
@@ -282,8 +285,7 @@ def load_domain(root: Path, domain: str, split: str, size: int) -> tuple[torch.T
             with Image.open(path) as im:
                 xs[i] = _fit(im.convert("RGB"), size)
         except OSError as exc:
-            raise DataError(f"{path} cannot be read ({exc}); regenerate with `{GENERATE_CMD}` or restore the "
-                            f"file") from None
+            raise DataError(f"{path} cannot be read ({exc}). Fix: {fix}") from None
     ys = torch.tensor([k for _, k in pairs], dtype=torch.long)
     return torch.from_numpy(xs).permute(0, 3, 1, 2).contiguous(), ys, [c["name"] for c in cats]
 

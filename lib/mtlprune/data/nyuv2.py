@@ -108,30 +108,37 @@ def generate(spec: RoomsSpec, root: Path, workers: int | None = None, progress: 
 # ---------------------------------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------------------------------
-def _missing(root: Path, what: str, generate_cmd: str) -> DataError:
-    return DataError(
-        f"NYU-v2 data not found: {what}.\n"
-        f"  Generated data: run `{generate_cmd}`.\n"
-        f"  Real data: place the preprocessed NYU-v2 release at {root} (or point MTLPRUNE_NYUV2 at it).\n"
-        f"{LAYOUT_HELP}"
-    )
+def real_data_fix(root: Path) -> str:
+    return (f"Place the preprocessed NYU-v2 release at {root} (or point MTLPRUNE_NYUV2 at it); see data/README.md. "
+            f"Or use the generated rooms instead: a profile with generated data (smoke, quick), written by "
+            f"`python -m mtlprune generate --profile quick` or on first use.\n{LAYOUT_HELP}")
 
 
-def _load_file(path: Path, shape_tail: tuple[int, ...]) -> np.ndarray:
+def generated_data_fix(root: Path) -> str:
+    # `generate` is a no-op once meta.json exists, so the fix for a damaged generated dataset is to remove it
+    return (f"This is a generated dataset: delete it and it is written again (deterministically) on the next run or "
+            f"`python -m mtlprune generate`: rm -r '{root}'")
+
+
+def _missing(root: Path, what: str, fix: str) -> DataError:
+    return DataError(f"NYU-v2 data at {root} incomplete: {what}.\n  Fix: {fix}")
+
+
+def _load_file(path: Path, shape_tail: tuple[int, ...], fix: str) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same actionable message
-        raise DataError(f"malformed dataset file {path}: {type(exc).__name__}: {exc}. Re-generate or re-copy it.")
+        raise DataError(f"malformed dataset file {path}: {type(exc).__name__}: {exc}.\n  Fix: {fix}")
     if arr.ndim != 2 + len(shape_tail) or tuple(arr.shape[2:]) != shape_tail or not np.issubdtype(arr.dtype, np.number):
         raise DataError(f"malformed dataset file {path}: shape {arr.shape} dtype {arr.dtype}, expected (H, W"
-                        f"{''.join(', ' + str(s) for s in shape_tail)}) numeric. Re-generate or re-copy it.")
+                        f"{''.join(', ' + str(s) for s in shape_tail)}) numeric.\n  Fix: {fix}")
     if not np.all(np.isfinite(arr)):
-        raise DataError(f"malformed dataset file {path}: contains NaN or inf. Re-generate or re-copy it.")
+        raise DataError(f"malformed dataset file {path}: contains NaN or inf.\n  Fix: {fix}")
     return arr
 
 
 def load_split(root: Path, split: str, *, val_fraction: float = 0.1, split_seed: int = 0,
-               generate_cmd: str = "python -m mtlprune generate --profile quick") -> dict[str, torch.Tensor]:
+               fix: str | None = None) -> dict[str, torch.Tensor]:
     """Load one split into memory as tensors: image (N,3,H,W), label (N,H,W) long, depth (N,1,H,W), normal (N,3,H,W).
 
     `train` and `val` partition the on-disk train folder with a fixed permutation (`split_seed`); `test` is the
@@ -142,13 +149,14 @@ def load_split(root: Path, split: str, *, val_fraction: float = 0.1, split_seed:
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     root = Path(root)
+    fix = fix or real_data_fix(root)
     folder = root / DISK_SPLIT[split]
     for name in MODALITIES:
         if not (folder / name).is_dir():
-            raise _missing(root, f"folder {folder / name} does not exist", generate_cmd)
+            raise _missing(root, f"folder {folder / name} does not exist", fix)
     n = len(list((folder / "image").glob("*.npy")))
     if n == 0:
-        raise _missing(root, f"{folder / 'image'} holds no .npy files", generate_cmd)
+        raise _missing(root, f"{folder / 'image'} holds no .npy files", fix)
     indices = np.arange(n)
     if split in ("train", "val"):
         perm = np.random.default_rng(split_seed).permutation(n)
@@ -162,17 +170,17 @@ def load_split(root: Path, split: str, *, val_fraction: float = 0.1, split_seed:
             path = folder / name / f"{i}.npy"
             if not path.exists():
                 raise _missing(root, f"{path} is missing (files must be numbered 0..{n - 1} in every folder)",
-                               generate_cmd)
-            arr = _load_file(path, tails[name])
+                               fix)
+            arr = _load_file(path, tails[name], fix)
             if hw is None:
                 hw = arr.shape[:2]
             elif arr.shape[:2] != hw:
                 raise DataError(f"malformed dataset file {path}: size {arr.shape[:2]} differs from {hw} of the "
-                                f"other samples. Re-generate or re-copy it.")
+                                f"other samples.\n  Fix: {fix}")
             out[name].append(arr)
     label = np.stack(out["label"])
     if label.size and (label.min() < -1 or label.max() >= NUM_CLASSES or not np.all(label == np.round(label))):
-        raise DataError(f"malformed labels under {folder / 'label'}: values must be integers in -1..{NUM_CLASSES - 1}")
+        raise DataError(f"malformed labels under {folder / 'label'}: values must be integers in -1..{NUM_CLASSES - 1}.\n  Fix: {fix}")
     # Channels first and C-contiguous: `astype` keeps moveaxis' strides, and channels-last-strided inputs crash
     # torch 2.13's single-threaded CPU conv backward (seen here as a heap corruption) besides being slower.
     as_nchw = lambda arr: torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, -1, 1), dtype=np.float32))  # noqa: E731

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import config_hash, with_overrides
-from ..data.domains import DOMAINS, DomainsSpec
+from ..data.domains import DOMAINS, SOURCE, DomainsSpec
 
 PROFILES = ("smoke", "quick", "full")
 BUDGETS = (1.0, 0.75, 0.5, 0.25)
@@ -142,6 +142,13 @@ def validate(cfg: MDLConfig) -> None:
          "train.iterations and train.batch_size must be >= 1, train.lr and train.switch_lr > 0"),
         (cfg.source.iterations >= 1 and cfg.source.batch_size >= 1, "source.iterations/batch_size must be >= 1"),
         (len(cfg.source.data.domains) >= 2, "a multi-domain run needs at least two domains"),
+        (cfg.source.data.synthetic is None or not set(cfg.source.data.domains) - set(DOMAINS),
+         f"source.data.domains {list(cfg.source.data.domains)}: unknown domain(s) "
+         f"{sorted(set(cfg.source.data.domains) - set(DOMAINS))} for the generated benchmark; valid: {', '.join(DOMAINS)}"),
+        (len(set(cfg.source.data.domains)) == len(cfg.source.data.domains),
+         f"source.data.domains must not repeat, got {list(cfg.source.data.domains)}"),
+        (cfg.source.data.synthetic is None or cfg.source.data.source == SOURCE,
+         f"source.data.source {cfg.source.data.source!r}: the generated benchmark pretrains on {SOURCE!r} only"),
         (cfg.source.data.source in cfg.source.data.domains,
          f"source {cfg.source.data.source!r} must be one of the domains {cfg.source.data.domains}"),
     ]

@@ -21,7 +21,7 @@ from .. import paths
 from ..config import canonical, to_dict
 from ..data.domains import DomainsSpec, generate, load_domain
 from ..locks import file_lock, make_once
-from ..runner import read_summary, write_json_atomic
+from ..runner import check_finite, load_state, read_summary, rerun_fix, write_failure, write_json_atomic
 from .config import MDLConfig, SourceConfig
 from .costs import deployed_state, disk_bytes, latency_ratio, macs, parameters
 from .methods import MDL_METHODS
@@ -64,14 +64,20 @@ def source_model(cfg: SourceConfig, progress: bool = True) -> MultiDomainResNet:
             if not (out / "summary.json").exists():
                 t = time.time()
                 model = pretrain_source(cfg, (x, y), len(names), seed, progress)
+                bad = [n for n, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+                if bad:  # a NaN source would poison every multi-domain run that starts from it
+                    exc = FloatingPointError(f"source pretraining produced non-finite weights ({bad[:3]}); it is not "
+                                             f"cached. Fix: lower source.lr (--set source.lr=...)")
+                    write_failure(out, cfg.run_id, seed, exc)
+                    raise exc
                 torch.save(model.state_dict(), out / "model.pt")
                 write_json_atomic(paths.run_dir(cfg.run_id) / "config.json",
                                   {"run_id": cfg.run_id, "canonical": canonical(cfg), "full": to_dict(cfg)})
                 write_json_atomic(out / "summary.json", {"run_id": cfg.run_id, "seed": seed,
                                                          "train_seconds": time.time() - t})
-    read_summary(out / "summary.json", ("run_id",))
+    read_summary(out / "summary.json", ("run_id", "seed", "train_seconds"), {"run_id": cfg.run_id, "seed": seed})
     model = MultiDomainResNet([len(names)], cfg.model.widths, cfg.model.blocks)
-    model.load_state_dict(torch.load(out / "model.pt", map_location="cpu"))
+    model.load_state_dict(load_state(out / "model.pt", "the source network's weights", rerun_fix(out)))
     return model.eval()
 
 
@@ -81,16 +87,30 @@ def run_mdl(cfg: MDLConfig, seed: int = 0, progress: bool = True) -> dict[str, A
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = paths.seed_dir(cfg.run_id, seed)
     if (out / "summary.json").exists():
-        return _checked(out / "summary.json")
+        return _checked(cfg, seed)
+    for domain in cfg.source.data.domains:  # every domain's data is checked before the source network pretrains
+        for split in ("train", "val", "test"):
+            load(cfg.source, domain, split, progress)
     source = source_model(cfg.source, progress)
     with file_lock(out / ".lock", str(out)):
         if (out / "summary.json").exists():
-            return _checked(out / "summary.json")
-        return _train(cfg, seed, progress, source, out)
+            return _checked(cfg, seed)
+        try:
+            summary = _train(cfg, seed, progress, source, out)
+        except FloatingPointError as exc:
+            write_failure(out, cfg.run_id, seed, exc)
+            raise
+        (out / "failure.json").unlink(missing_ok=True)
+        return summary
 
 
-def _checked(path: Path) -> dict[str, Any]:
-    return read_summary(path, ("run_id", "accuracy"))
+MDL_SUMMARY_KEYS = ("run_id", "kind", "method", "budget", "sharing", "seed", "domains", "accuracy", "val_accuracy",
+                    "mean_accuracy", "params_ratio", "macs_ratio", "bytes_ratio", "latency_ratio", "config")
+
+
+def _checked(cfg: MDLConfig, seed: int) -> dict[str, Any]:
+    return read_summary(paths.seed_dir(cfg.run_id, seed) / "summary.json", MDL_SUMMARY_KEYS,
+                        {"run_id": cfg.run_id, "seed": seed})
 
 
 def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet, out: Path) -> dict[str, Any]:
@@ -151,8 +171,10 @@ def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet,
                                                                                          lambda: {})(),
         "train_seconds": time.time() - t0, "history": history, "config": canonical(cfg), **extra,
     }
+    check_finite("multi-domain results", {"accuracy": acc, "val_accuracy": val},
+                 "lower train.lr / train.switch_lr (--set train.lr=...)")
     write_json_atomic(out / "summary.json", summary)  # last: marks the run complete
-    return _checked(out / "summary.json")
+    return _checked(cfg, seed)
 
 
 @torch.no_grad()

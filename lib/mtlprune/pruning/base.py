@@ -45,7 +45,7 @@ class PruningStrategy:
 
     def __init__(self, cfg: PruningConfig) -> None:
         self.cfg = cfg
-        self.params = dict(cfg.params)
+        self.params = MethodParams(cfg.params)
 
     def install(self, model: nn.Module) -> None:
         pass
@@ -101,17 +101,69 @@ def cubic_ramp(target: float, step: float, start: float, end: float) -> float:
     return target * (1 - (1 - (step - start) / (end - start)) ** 3)
 
 
+class MethodParams(dict):
+    """A method's hyperparameters (`PruningConfig.params`) that remembers which keys the method read, so a key no
+    method reads (a typo such as `mechansim`) is rejected instead of silently training the default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read.add(key)
+        return super().__contains__(key)
+
+
+def typed(value: Any, kind: type, name: str, rule: str, what: str = "pruning parameter") -> Any:
+    """`value` as `kind`, without lossy coercion: no bool for a number, no 2.5 for an integer, no number for a name."""
+    bad = ValueError(f"{what} {name}={value!r} must be {'an integer' if kind is int else kind.__name__} ({rule})")
+    if isinstance(value, bool) and kind is not bool:
+        raise bad
+    if kind is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int):
+            raise bad
+        return value
+    if kind is float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML reads `1e-3` as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if kind is str and not isinstance(value, str):
+        raise bad
+    if kind is bool and not isinstance(value, bool):
+        raise bad
+    return value
+
+
 def param(params: dict[str, Any], name: str, default: Any, kind: type, check: Callable[[Any], bool], rule: str) -> Any:
     """A method hyperparameter from `PruningConfig.params`, type-checked, with one clear error."""
-    value = params.get(name, default)
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"pruning parameter {name}={value!r} must be {kind.__name__} ({rule})") from None
+    value = typed(params.get(name, default), kind, name, rule)
     if not check(value):
         raise ValueError(f"pruning parameter {name}={value!r} out of range: {rule}")
     return value
 
 
 def build_strategy(cfg: PruningConfig) -> PruningStrategy:
-    return STRATEGIES.get(cfg.method)(cfg)
+    """The strategy of `cfg`; a hyperparameter the method never reads is an error naming it and the valid ones."""
+    strategy = STRATEGIES.get(cfg.method)(cfg)
+    unknown = sorted(set(strategy.params) - strategy.params.read)
+    if unknown:
+        valid = sorted(strategy.params.read) or ["(none: this method takes no parameters)"]
+        raise ValueError(f"unknown parameter(s) {unknown} for pruning method {cfg.method!r}; valid: "
+                         f"{', '.join(valid)}. Fix the key in --param / method_params.")
+    return strategy

@@ -115,9 +115,8 @@ class DiSparseStatic(DiSparseBase):
 class DiSparsePretrained(DiSparseBase):
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.saliency = self.params.get("saliency", "magnitude")
-        if self.saliency not in ("magnitude", "taylor"):
-            raise ValueError(f"disparse_pt saliency {self.saliency!r} unknown; valid: magnitude, taylor")
+        self.saliency = param(self.params, "saliency", "magnitude", str, lambda v: v in ("magnitude", "taylor"),
+                              "one of magnitude, taylor")
         self.batches = param(self.params, "batches", 8, int, lambda v: v >= 1, "an integer >= 1")
 
     def masks(self, ctx):

@@ -1,0 +1,322 @@
+"""Fault injection: bad input, missing or corrupt data and caches, divergence, concurrency and notebook failures.
+
+Every trial ends in one clear error before any work (naming the setting or file and the fix) or in a detected and
+redone result, never in a silent wrong or partial one. In-process (`cli.main`) on the smoke profile, so the whole
+module runs in every CI run. Numbered as in the reliability issue's trial list where they come from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mtlprune import book, notebook_params, paths, runner
+from mtlprune.cli import main
+from mtlprune.data.nyuv2 import DataError, generate, load_split
+from mtlprune.errors import CacheError
+from mtlprune.locks import make_once
+from mtlprune.profiles import generator_spec, make_config
+
+
+def cli(capsys, *argv: str) -> tuple[int, str]:
+    rc = main(list(argv))
+    captured = capsys.readouterr()
+    return rc, captured.err
+
+
+def run_cli(capsys, *extra: str, method: str = "dense") -> tuple[int, str]:
+    return cli(capsys, "run", "--profile", "smoke", "--method", method, "--no-progress", *extra)
+
+
+def no_runs(store: Path) -> bool:
+    return not list(store.glob("*/seed_*/summary.json")) and not list(store.glob("*/seed_*/checkpoint.pt"))
+
+
+# ------------------------------------------------------------------------------------------------ 1: config settings
+@pytest.mark.parametrize("setting, named", [
+    ("train.betas=[0.9]", "train.betas"),
+    ("model.head_rates=[]", "model.head_rates"),
+    ("train.eval_batch_size=0", "train.eval_batch_size"),
+    ("data.val_fraction=0", "data.val_fraction"),
+    ("data.val_fraction=0.99", "data.val_fraction"),
+    ("data.split_seed=-1", "data.split_seed"),
+    ("train.iterations=true", "train.iterations"),
+    ("tasks=[seg,seg]", "tasks"),
+    ("train.lr=-1", "train.lr"),
+    ("train.lr=.nan", "train.lr"),
+    ("model.backbone=7", "model.backbone"),
+    ("train.betas=[0.9,1.5]", "train.betas"),
+    ("nosuch.key=1", "nosuch"),
+])
+def test_bad_settings_fail_before_training_naming_the_setting(capsys, store, setting, named):
+    rc, err = run_cli(capsys, "--set", setting)
+    assert rc == 2, err
+    assert named in err and "Traceback" not in err
+    assert no_runs(store)
+
+
+# ------------------------------------------------------------------------------------------------ 2: method parameters
+@pytest.mark.parametrize("param, named", [("mechansim=faithful", "mechansim"), ("project_every=2.5", "project_every"),
+                                          ("project_every=true", "project_every"), ("mechanism=3", "mechanism")])
+def test_bad_method_parameters_are_rejected_by_name(capsys, store, param, named):
+    rc, err = run_cli(capsys, "--sparsity", "0.9", "--param", param, method="adapmtl")
+    assert rc == 2 and named in err, err
+    assert no_runs(store)
+
+
+def test_unknown_and_ill_typed_weighting_parameters_are_rejected():
+    with pytest.raises(ValueError, match="perod.*valid: temperature, period"):
+        make_config("smoke", "adapmtl", 0.9, weighting="dwa", weighting_params={"perod": 8})
+    with pytest.raises(ValueError, match="period=2.5"):
+        make_config("smoke", "adapmtl", 0.9, weighting="dwa", weighting_params={"period": 2.5})
+
+
+def test_a_parameterless_method_rejects_any_parameter():
+    with pytest.raises(ValueError, match="takes no parameters"):
+        make_config("smoke", "magnitude_global", 0.9, method_params={"rounds": 2})
+
+
+@pytest.mark.parametrize("argv, named", [(("--sparsity", "1.5"), "sparsity"), (("--sparsity", "0.9", "--seed", "-1"), "seed")])
+def test_bad_cli_values_are_named(capsys, store, argv, named):
+    rc, err = run_cli(capsys, *argv, method="magnitude_global")
+    assert rc == 2 and named in err
+
+
+# ------------------------------------------------------------------------------------------------ 3: multi-domain input
+def test_unknown_domain_fails_before_source_pretraining(capsys, store):
+    rc, err = cli(capsys, "mdl", "--profile", "smoke", "--no-progress", "--set", "source.data.domains=[digits,nosuch]")
+    assert rc == 2 and "nosuch" in err and "valid" in err
+    assert not list(store.glob("mdlsource-*/seed_*/model.pt"))  # nothing pretrained
+
+
+def test_bad_budget_is_named(capsys, store):
+    rc, err = cli(capsys, "mdl", "--profile", "smoke", "--budget", "0", "--no-progress")
+    assert rc == 2 and "budget" in err
+
+
+# ------------------------------------------------------------------------------------------------ 4: notebook parameters
+@pytest.mark.parametrize("notebook, change, named", [
+    ("06_multidomain", {"sharing": "nope"}, "sharing"),
+    ("06_multidomain", {"budget": 0.3}, "budget"),
+    ("06_multidomain", {"budgets": [0.0, 0.5]}, "budgets"),
+    ("01_dense_reference", {"n_samples": -1}, "n_samples"),
+    ("01_dense_reference", {"seeds": [0, 0]}, "seeds"),
+    ("02_pruning_method", {"method_params": "abc"}, "method_params"),
+    ("02_pruning_method", {"method_params": {"nosuch": 1}}, "nosuch"),
+    ("02_pruning_method", {"seed_sparsity": 0.5}, "seed_sparsity"),
+    ("05_adapmtl_ablation", {"group": "colour"}, "group"),
+    ("03_baselines_comparison", {"methods": ["snip", "snp"]}, "methods"),
+])
+def test_bad_notebook_parameters_fail_before_any_work(notebook, change, named):
+    values = notebook_params.defaults(str(paths.notebooks_dir() / f"{notebook}.ipynb"))
+    notebook_params.check(notebook, values)  # the defaults are valid
+    with pytest.raises(ValueError, match=named):
+        notebook_params.check(notebook, {**values, **change})
+
+
+def test_the_study_checks_every_variant_before_executing_anything(monkeypatch):
+    chapter = book.Chapter("06_multidomain", "Multi-domain", (book.Variant("bad", {"sharing": "nope"}),))
+    monkeypatch.setattr(book, "load_manifest", lambda: [chapter])
+    executed = []
+    monkeypatch.setattr(book, "execute_chapter", lambda *a: executed.append(a))
+    with pytest.raises(ValueError, match="sharing"):
+        book.build_study("smoke")
+    assert not executed
+
+
+# ------------------------------------------------------------------------------------------------ 5: data on disk
+def test_a_missing_generated_file_names_the_working_fix(capsys, data_home):
+    cfg = make_config("smoke")
+    root = runner.ensure_data(cfg.data.synthetic, progress=False)
+    victim = root / "train" / "depth" / "3.npy"
+    saved = victim.read_bytes()
+    victim.unlink()
+    runner._cached_split.cache_clear()
+    try:
+        rc, err = run_cli(capsys)
+        assert rc == 2 and str(victim) in err and f"rm -r '{root}'" in err
+        assert "--profile quick" not in err  # the old message advised a no-op command of another profile
+    finally:
+        victim.write_bytes(saved)
+        runner._cached_split.cache_clear()
+
+
+def test_a_killed_generate_leaves_no_temporary_folder(tmp_path):
+    spec = generator_spec("smoke")
+    root = tmp_path / spec.dirname()
+    stale = tmp_path / f"{spec.dirname()}.tmp-99999"
+    (stale / "train").mkdir(parents=True)
+    make_once(root, lambda r: generate(spec, r, workers=1, progress=False))
+    assert (root / "meta.json").exists() and not stale.exists()
+
+
+def test_missing_real_data_names_the_release_and_readme(tmp_path):
+    with pytest.raises(DataError, match="MTLPRUNE_NYUV2.*README"):
+        load_split(tmp_path / "nothing", "train")
+
+
+def test_a_corrupt_data_file_is_named(data_home):
+    cfg = make_config("smoke")
+    root = runner.ensure_data(cfg.data.synthetic, progress=False)
+    victim = root / "val" / "image" / "0.npy"
+    saved = victim.read_bytes()
+    victim.write_bytes(b"not numpy")
+    try:
+        with pytest.raises(DataError, match=str(victim)):
+            load_split(root, "test")
+    finally:
+        victim.write_bytes(saved)
+
+
+# ------------------------------------------------------------------------------------------------ 6/7: cached runs
+@pytest.fixture
+def pruned(store):
+    """A smoke magnitude run and its dense reference, trained once in this test's store."""
+    cfg = make_config("smoke", "magnitude_global", 0.9)
+    runner.run(cfg, 0, runner.Runtime(progress=False))
+    return cfg
+
+
+def _redo(cfg):
+    (paths.seed_dir(cfg.run_id, 0) / "summary.json").unlink()
+    return runner.run(cfg, 0, runner.Runtime(progress=False))
+
+
+def test_a_corrupt_or_missing_dense_model_names_the_fix(pruned):
+    dense_dir = paths.seed_dir(pruned.dense.run_id, 0)
+    (dense_dir / "model.pt").write_bytes(b"garbage")
+    with pytest.raises(CacheError, match=f"unreadable.*rm -r '{dense_dir}'"):
+        _redo(pruned)
+    (dense_dir / "model.pt").unlink()
+    with pytest.raises(CacheError, match="missing.*rm -r"):
+        runner.run(pruned, 0, runner.Runtime(progress=False))
+
+
+def test_a_summary_missing_keys_or_of_another_seed_is_refused(pruned):
+    path = paths.seed_dir(pruned.run_id, 0) / "summary.json"
+    good = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in good.items() if k != "delta_t"}))
+    with pytest.raises(CacheError, match="delta_t.*rm '"):
+        runner.run(pruned, 0)
+    path.write_text(json.dumps({**good, "seed": 1}))
+    with pytest.raises(CacheError, match="seed"):
+        runner.run(pruned, 0)
+    path.write_text("{not json")
+    with pytest.raises(CacheError, match="corrupt"):
+        runner.run(pruned, 0)
+
+
+def test_cli_turns_a_corrupt_summary_into_one_line(capsys, pruned):
+    (paths.seed_dir(pruned.run_id, 0) / "summary.json").write_text("[]")
+    rc, err = run_cli(capsys, "--sparsity", "0.9", method="magnitude_global")
+    assert rc == 2 and "rm '" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------ 8/9: divergence
+def test_a_diverged_run_is_never_cached_as_complete(capsys, store):
+    rc, err = run_cli(capsys, "--set", "train.iterations=1", "--set", "train.lr=1e30")
+    assert rc == 2 and "non-finite" in err and "train.lr" in err
+    assert not list(store.glob("*/seed_*/summary.json"))
+    failures = list(store.glob("*/seed_*/failure.json"))
+    assert len(failures) == 1 and "FloatingPointError" in json.loads(failures[0].read_text())["error"]
+    assert not list(store.glob("*/seed_*/checkpoint.pt"))  # moved aside: a rerun starts afresh
+
+
+def test_non_finite_results_are_detected():
+    runner.check_finite("ok", {"a": {"b": 1.0}})
+    with pytest.raises(FloatingPointError, match="seg/miou"):
+        runner.check_finite("evaluation results", {"seg": {"miou": float("nan")}})
+
+
+def test_a_nan_source_network_is_not_cached(capsys, store):
+    rc, err = cli(capsys, "mdl", "--profile", "smoke", "--no-progress", "--set", "source.lr=1e30",
+                  "--set", "source.iterations=3")
+    assert rc == 2 and "source" in err and "non-finite" in err
+    assert not list(store.glob("mdlsource-*/seed_*/summary.json"))
+    assert list(store.glob("mdlsource-*/seed_*/failure.json"))
+
+
+def test_a_corrupt_source_network_names_the_fix(capsys, store):
+    from mtlprune.mdl.config import make_mdl_config
+    from mtlprune.mdl.runner import source_model
+
+    cfg = make_mdl_config("smoke", "frozen", 1.0, overrides={"source.iterations": 2})
+    source_model(cfg.source, progress=False)
+    out = paths.seed_dir(cfg.source.run_id, cfg.source.seed)
+    (out / "model.pt").write_bytes(b"garbage")
+    with pytest.raises(CacheError, match=f"rm -r '{out}'"):
+        source_model(cfg.source, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ 10/11: the book
+def test_a_failed_chapter_removes_its_old_page_and_a_killed_one_is_never_rendered(tmp_path, monkeypatch):
+    chapter = book.Chapter("01_dense_reference", "Dense", (book.Variant("main"),))
+    monkeypatch.setattr(book, "load_manifest", lambda: [chapter])
+    monkeypatch.setattr(book, "_check_parameters", lambda *a: None)
+    built = []
+    monkeypatch.setattr(book, "build_book", lambda b, pages=None: built.append(pages) or 0)
+    out_dir = tmp_path / "generated"
+    out_dir.mkdir()
+    (out_dir / "01_dense_reference.ipynb").write_text("{}")  # the page of an earlier, successful study
+
+    def killed_midway(src, dst, **kwargs):
+        Path(dst).write_text("{half}")  # papermill wrote part of the notebook, then the kernel died
+        raise RuntimeError("kernel died")
+
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook", killed_midway)
+    assert book.build_study("smoke", book=tmp_path) == 1
+    assert not (out_dir / "01_dense_reference.ipynb").exists()  # neither the stale page nor the partial one
+    assert (out_dir / "failed" / "01_dense_reference.ipynb").read_text() == "{half}"
+    assert built == [set()]  # the book is built without that chapter
+
+
+def test_book_only_ignores_notebooks_left_half_executed(tmp_path, monkeypatch):
+    chapter = book.Chapter("01_dense_reference", "Dense", (book.Variant("main"),))
+    monkeypatch.setattr(book, "load_manifest", lambda: [chapter])
+    monkeypatch.setattr(book, "_check_parameters", lambda *a: None)
+    built = []
+    monkeypatch.setattr(book, "build_book", lambda b, pages=None: built.append(pages) or 0)
+    (tmp_path / "generated" / book.RUNNING).mkdir(parents=True)
+    (tmp_path / "generated" / book.RUNNING / "01_dense_reference.ipynb").write_text("{half}")
+    assert book.build_study("smoke", book_only=True, book=tmp_path) == 0
+    assert built == [set()] and not (tmp_path / "generated" / book.RUNNING).exists()
+
+
+def test_a_changed_page_set_rebuilds_everything_and_drops_stale_html(tmp_path, monkeypatch):
+    import subprocess
+
+    calls = []
+
+    class Done:
+        returncode, stdout, stderr = 0, "", ""
+
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or Done())
+    html = tmp_path / "_build" / "html" / "generated"
+    html.mkdir(parents=True)
+    (tmp_path / "_build" / "pages.json").write_text(json.dumps(["a", "b"]))
+    (html / "b.html").write_text("stale")
+    assert book.build_book(tmp_path, {"a"}) == 0
+    assert "--all" in calls[-1] and not (html / "b.html").exists()
+    assert book.build_book(tmp_path, {"a"}) == 0
+    assert "--all" not in calls[-1]  # unchanged pages: the incremental build
+
+
+# ------------------------------------------------------------------------------------------------ metrics cross-check
+def test_streamed_median_angle_takes_the_median_rank():
+    from mtlprune.metrics import TaskMeters
+
+    angles = torch.tensor([10.0, 20.0, 30.0, 40.0, 50.0])  # odd n: the median is the 3rd value
+    rad = torch.deg2rad(angles)
+    normal_gt = torch.zeros(1, 3, 1, 5)
+    normal_gt[:, 2] = 1.0
+    pred = torch.stack([torch.sin(rad), torch.zeros(5), torch.cos(rad)]).reshape(1, 3, 1, 5)
+    meters = TaskMeters(("normal",))
+    meters.update({"normal": pred}, {"normal": normal_gt})
+    median = meters.compute()["normal"]["angle_median"]
+    assert median == pytest.approx(float(np.median(angles.numpy())), abs=0.01)
