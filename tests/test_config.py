@@ -1,4 +1,4 @@
-"""Run identity: pinned ids, defaults omitted from the hash, overrides and their errors."""
+"""Run identity: pinned fully resolved ids, every value and default in the hash, overrides and their errors."""
 
 from __future__ import annotations
 
@@ -6,30 +6,126 @@ from dataclasses import replace
 
 import pytest
 
-from mtlprune.config import RunConfig, TrainConfig, canonical, from_dict, to_dict, with_overrides
-from mtlprune.profiles import make_config
+from dataclasses import fields, is_dataclass
 
-# Pinned: these ids name cached runs on disk. If one changes, every cached run of it is orphaned; change a default
-# only together with `SCHEMA` and say so in the change.
+from mtlprune import identity
+from mtlprune.config import RunConfig, TrainConfig, canonical, config_hash, from_dict, to_dict, with_overrides
+from mtlprune.mdl.config import make_mdl_config
+from mtlprune.profiles import PROFILE_SETTINGS, make_config
+
+# Pinned: these ids name cached runs on disk, hashed over the fully resolved configs (`identity`). One changes only
+# when a value the run uses changes (a profile's setting, a dataclass default, a method's default hyperparameter) or
+# `identity.SCHEMA` is bumped: say so in the change, since every cached run of it is recomputed.
 PINNED = {
-    "smoke": "dense-a9fe7eb2bf96",
-    "quick": "dense-7b7871e0e799",
-    "full": "dense-fa73502b57df",
+    ("smoke", "dense"): "dense-6327ef63ca45",
+    ("quick", "dense"): "dense-8fcfe74afb7a",
+    ("full", "dense"): "dense-226f6d275126",
+    ("smoke", "adapmtl"): "adapmtl-c6b216162cf7",
+    ("quick", "adapmtl"): "adapmtl-6d883ada4f57",
+    ("full", "adapmtl"): "adapmtl-15778264bc0a",
+}
+PINNED_MDL = {
+    ("smoke", "budget_aware"): ("mdl-budget_aware-bc7de0e2b7e9", "mdlsource-2fea5cc7aa03"),
+    ("quick", "budget_aware"): ("mdl-budget_aware-61d7523f4b35", "mdlsource-db02155b2287"),
+    ("full", "individual"): ("mdl-individual-3fe9f14b8e33", "mdlsource-2a3a0108a2b5"),
 }
 
 
-@pytest.mark.parametrize("profile", sorted(PINNED))
-def test_run_ids_are_pinned(profile):
-    assert make_config(profile).run_id == PINNED[profile]
+@pytest.mark.parametrize("profile, method", sorted(PINNED))
+def test_run_ids_are_pinned(profile, method):
+    assert make_config(profile, method, 0.9 if method != "dense" else 0.0).run_id == PINNED[profile, method]
+
+
+@pytest.mark.parametrize("profile, method", sorted(PINNED_MDL))
+def test_multi_domain_ids_are_pinned(profile, method):
+    cfg = make_mdl_config(profile, method, 0.5)
+    assert (cfg.run_id, cfg.source.run_id) == PINNED_MDL[profile, method]
+
+
+def _leaves(obj, prefix=()):
+    """(path, value) of every leaf field of a config dataclass, recursively."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            yield from _leaves(value, prefix + (f.name,))
+        else:
+            yield prefix + (f.name,), value
+
+
+NAMED = {"weighting.name": "equal", "pruning.method": "adapmtl_global_threshold", "pruning.params": (("ramp", 0.25),),
+         "weighting.params": (("window", 0.05),), "method.name": "ba2", "method.sharing": "intersection",
+         "method.granularity": "slice", "train.lr_schedule": "constant", "model.backbone": "mobilenetv2"}
+
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 0.5 + 0.125
+    if isinstance(value, str):
+        return value + "_x"
+    if isinstance(value, tuple):
+        return value + (value[-1],) if value else ((),)
+    return "changed"
+
+
+def _replaced(obj, path, value):
+    if len(path) == 1:
+        return replace(obj, **{path[0]: value})
+    return replace(obj, **{path[0]: _replaced(getattr(obj, path[0]), path[1:], value)})
+
+
+@pytest.mark.parametrize("make", [lambda: make_config("quick", "adapmtl", 0.9), lambda: make_mdl_config("quick")],
+                         ids=["multi-task", "multi-domain"])
+def test_changing_any_value_or_default_changes_the_id(make):
+    """With fully resolved ids a changed dataclass default is a changed value: every leaf field must move the id
+    (a field left out of the hash would silently reuse runs trained under its old value)."""
+    cfg = make()
+    leaves = [(p, v) for p, v in _leaves(cfg) if p[0] != "dense"]
+    assert len(leaves) > 30
+    for path, value in leaves:
+        other = _replaced(cfg, path, NAMED.get(".".join(path), _changed(value)))
+        assert config_hash(other) != config_hash(cfg), ".".join(path)
+
+
+def test_method_and_weighting_defaults_are_part_of_the_id(monkeypatch):
+    cfg = make_config("smoke", "adapmtl", 0.9)
+    before = cfg.run_id
+    ident = identity.resolved(cfg)
+    assert ident["pruning"]["params"]["project_every"] == 4 and ident["weighting"]["params"]["window"] == 0.025
+    # the default given explicitly is the same run; another value is another run
+    assert make_config("smoke", "adapmtl", 0.9, method_params={"project_every": 4}).run_id == cfg.run_id
+    assert make_config("smoke", "adapmtl", 0.9, method_params={"project_every": 5}).run_id != cfg.run_id
+    # a changed default of a weighting hyperparameter changes the id of every run that uses it
+    import inspect
+
+    from mtlprune.weighting import AdaptiveWeighting
+
+    sig = inspect.signature(AdaptiveWeighting.__init__)
+    params = [p.replace(default=0.05) if p.name == "window" else p for p in sig.parameters.values()]
+    monkeypatch.setattr(AdaptiveWeighting.__init__, "__signature__", sig.replace(parameters=params), raising=False)
+    identity.config_hash.cache_clear()
+    assert make_config("smoke", "adapmtl", 0.9).run_id != before
+    identity.config_hash.cache_clear()
+
+
+def test_the_profiles_set_every_value_explicitly():
+    """A profile never relies on a dataclass default: each sets every leaf field of the run config."""
+    for profile, settings in PROFILE_SETTINGS.items():
+        cfg = make_config(profile)
+        leaves = {".".join(p) for p, _ in _leaves(cfg) if p[0] not in ("dense", "pruning", "weighting", "tasks")}
+        leaves = {k for k in leaves if not k.startswith("data.synthetic.") or cfg.data.synthetic is not None}
+        missing = {k for k in leaves if k not in settings and not k.startswith("data.synthetic.scene")
+                   and k != "data.synthetic.version"}
+        assert not missing, (profile, sorted(missing))
 
 
 def test_defaults_are_omitted_from_the_canonical_config():
     assert canonical(RunConfig()) == {}
     cfg = replace(RunConfig(), train=replace(TrainConfig(), iterations=7))
     assert canonical(cfg) == {"train": {"iterations": 7}}
-    # setting a field to its default value gives the same id as not setting it
-    same = replace(RunConfig(), train=replace(TrainConfig(), iterations=TrainConfig().iterations))
-    assert same.run_id == RunConfig().run_id
 
 
 def test_id_changes_with_meaning_and_kind_is_readable():

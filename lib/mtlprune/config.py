@@ -1,24 +1,22 @@
 """Frozen run configurations and their identity.
 
-A run is a `RunConfig`. Its id is `<kind>-<hash>` where the hash is taken over the canonical config with every field
-that equals its default omitted (open_lth's rule): adding a field with a no-op default keeps every existing id, so
-**never change an existing default** - add a field, or bump `SCHEMA` on purpose. A pruned run's config *contains* the
-dense run it starts from (`dense`), so the dependency is part of the identity. The seed is not hashed: it is a folder.
+A run is a `RunConfig`. Its id is `<kind>-<hash>`, the hash over the fully resolved config (`identity`: every field,
+defaults and method hyperparameters included, so a changed default changes the ids it affects). `canonical` (the
+fields that differ from their defaults) is what people read in `config.json` and summaries. A pruned run's config
+*contains* the dense run it starts from (`dense`), so the dependency is part of the identity. The seed is not hashed:
+it is a folder.
 Runtime-only settings (device, progress bars, checkpoint cadence, where runs are stored) never enter a config.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from .data.nyuv2 import RoomsSpec
 
-SCHEMA = 1  # salt of every hash; bump only when the meaning of existing fields changes
 TASKS = ("seg", "depth", "normal")
 
 
@@ -130,9 +128,10 @@ def canonical(cfg: Any) -> dict[str, Any]:
     return out
 
 
-def config_hash(cfg: RunConfig) -> str:
-    blob = json.dumps({"schema": SCHEMA, "config": canonical(cfg)}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+def config_hash(cfg: Any) -> str:
+    from .identity import config_hash as resolved_hash  # late: identity needs the method registries
+
+    return resolved_hash(cfg)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -91,22 +91,51 @@ class MDLConfig:
         return f"{self.kind}-{config_hash(self)}"
 
 
+_METHOD_DEFAULTS = {"method.sharing_weight": 1.0, "method.learnable_weight": False, "method.granularity": "filter",
+                    "method.budget_weight": 0.0, "method.train_backbone": True, "method.switch_init": 0.5,
+                    "method.dual_lr": 0.05}
+
+# Every value a profile relies on is an explicit override, never a dataclass default (see `profiles`).
+MDL_PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "source.data.synthetic.n_train": 60, "source.data.synthetic.n_val": 20, "source.data.synthetic.n_test": 40,
+        "source.data.synthetic.n_source": 200, "source.data.synthetic.size": 16, "source.data.synthetic.seed": 0,
+        "source.data.domains": DOMAINS, "source.data.source": "shapes", "source.data.size": 16,
+        "source.data.test_split": "test", "source.model.widths": (8, 16, 16), "source.model.blocks": 1,
+        "source.iterations": 30, "source.batch_size": 32, "source.lr": 2e-3, "source.seed": 0,
+        "source.weight_decay": 1e-4, **_METHOD_DEFAULTS,
+        "train.iterations": 30, "train.batch_size": 16, "train.lr": 2e-3, "train.switch_lr": 0.05,
+        "train.weight_decay": 1e-4,
+    },
+    "quick": {
+        "source.data.synthetic.n_train": 500, "source.data.synthetic.n_val": 100, "source.data.synthetic.n_test": 300,
+        "source.data.synthetic.n_source": 3000, "source.data.synthetic.size": 32, "source.data.synthetic.seed": 0,
+        "source.data.domains": DOMAINS, "source.data.source": "shapes", "source.data.size": 32,
+        "source.data.test_split": "test", "source.model.widths": (12, 24, 48), "source.model.blocks": 1,
+        "source.iterations": 400, "source.batch_size": 64, "source.lr": 2e-3, "source.seed": 0,
+        "source.weight_decay": 1e-4, **_METHOD_DEFAULTS,
+        "train.iterations": 50, "train.batch_size": 12, "train.lr": 2e-3, "train.switch_lr": 0.02,
+        "train.weight_decay": 1e-4,
+    },
+    # Decathlon-scale: the real release at 64 px, ResNet-26 (Rebuffi et al. 2017), longer schedules (a GPU job)
+    "full": {
+        "source.data.synthetic": None,
+        "source.data.domains": ("imagenet12", "aircraft", "cifar100", "daimlerpedcls", "dtd", "gtsrb", "omniglot",
+                                "svhn", "ucf101", "vgg-flowers"),
+        "source.data.source": "imagenet12", "source.data.size": 64, "source.data.test_split": "val",
+        "source.model.widths": (64, 128, 256), "source.model.blocks": 4, "source.iterations": 60000,
+        "source.batch_size": 128, "source.lr": 1e-3, "source.seed": 0, "source.weight_decay": 1e-4,
+        **_METHOD_DEFAULTS,
+        "train.iterations": 20000, "train.batch_size": 32, "train.lr": 2e-3, "train.switch_lr": 0.001,
+        "train.weight_decay": 1e-4,
+    },
+}
+
+
 def _profile(profile: str) -> MDLConfig:
-    if profile == "smoke":
-        data = MDLData(synthetic=DomainsSpec(n_train=60, n_val=20, n_test=40, n_source=200, size=16), size=16)
-        src = SourceConfig(data=data, model=MDLModel(widths=(8, 16, 16)), iterations=30, batch_size=32)
-        return MDLConfig(source=src, train=MDLTrain(iterations=30, batch_size=16, switch_lr=0.05))
-    if profile == "quick":
-        return MDLConfig()
-    if profile == "full":
-        # Decathlon-scale: the real release at 64 px, ResNet-26 (Rebuffi et al. 2017), longer schedules (a GPU job).
-        data = MDLData(synthetic=None, domains=("imagenet12", "aircraft", "cifar100", "daimlerpedcls", "dtd", "gtsrb",
-                                                "omniglot", "svhn", "ucf101", "vgg-flowers"),
-                       source="imagenet12", size=64, test_split="val")
-        src = SourceConfig(data=data, model=MDLModel(widths=(64, 128, 256), blocks=4), iterations=60000,
-                           batch_size=128, lr=1e-3)
-        return MDLConfig(source=src, train=MDLTrain(iterations=20000, batch_size=32, switch_lr=0.001))
-    raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    if profile not in MDL_PROFILE_SETTINGS:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    return with_overrides(MDLConfig(), MDL_PROFILE_SETTINGS[profile])
 
 
 def make_mdl_config(profile: str, method: str = "budget_aware", budget: float = 0.5, sharing: str | None = None,

@@ -108,6 +108,7 @@ class MethodParams(dict):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.read: set[str] = set()
+        self.resolved: dict[str, Any] = {}  # name -> the value the method uses (its default when not given)
 
     def get(self, key: str, default: Any = None) -> Any:
         self.read.add(key)
@@ -155,6 +156,8 @@ def param(params: dict[str, Any], name: str, default: Any, kind: type, check: Ca
     value = typed(params.get(name, default), kind, name, rule)
     if not check(value):
         raise ValueError(f"pruning parameter {name}={value!r} out of range: {rule}")
+    if isinstance(params, MethodParams):
+        params.resolved[name] = value  # part of the run id (`identity`): a changed default changes the id
     return value
 
 

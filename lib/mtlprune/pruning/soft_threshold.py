@@ -63,7 +63,7 @@ class STR(PruningStrategy):
         init = self.params.get("init", "target")
         if init != "target":
             init = param(self.params, "init", 0.0, float, lambda v: -1e4 < v < 1e4, "'target' or a float s_init")
-        self.init = init
+        self.init = self.params.resolved["init"] = init
         self.thresholds: dict[str, nn.Parameter] = {}
 
     def groups(self, model) -> dict[str, str]:

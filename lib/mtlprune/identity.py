@@ -1,0 +1,59 @@
+"""Run identity: a run's id is `<kind>-<hash>`, the hash over the **fully resolved** config.
+
+Fully resolved means every field of the config with its value (defaults included), and the method's and the loss
+weighting's hyperparameters with the values the method actually uses (its own defaults filled in). So changing any
+default — a dataclass field's, a method's or a weighting's — changes exactly the ids of the runs it affects, and a
+cached run trained under the old value is never reused (open_lth omits defaults from the hash instead; that keeps ids
+when a field is added, but silently reuses stale runs when a default changes, which this study cannot afford).
+The price: adding a config field changes every id of that config type, so every run is recomputed once.
+Giving a hyperparameter its default value explicitly (`--param project_every=4`) gives the same id as omitting it.
+
+`SCHEMA` salts every hash: bump it when the meaning of a field changes without its value changing. The seed is not
+hashed: it is a folder level.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+from typing import Any
+
+SCHEMA = 2  # 1: canonical configs with defaults omitted; 2: fully resolved configs
+
+
+def resolved(cfg: Any) -> dict[str, Any]:
+    """The plain dict a run id hashes: every field, and resolved method / weighting hyperparameters."""
+    from .config import RunConfig, to_dict
+
+    out = to_dict(cfg)
+    if isinstance(cfg, RunConfig):
+        out["pruning"]["params"] = method_params(cfg.pruning)
+        out["weighting"]["params"] = weighting_params(cfg.weighting.name, dict(cfg.weighting.params))
+        out["dense"] = resolved(cfg.dense) if cfg.dense is not None else None
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def config_hash(cfg: Any) -> str:
+    blob = json.dumps({"schema": SCHEMA, "config": resolved(cfg)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def method_params(pruning: Any) -> dict[str, Any]:
+    """Every hyperparameter the pruning method reads, with the value it uses (defaults filled in)."""
+    from .pruning import build_strategy
+
+    return dict(sorted(build_strategy(pruning).params.resolved.items()))
+
+
+def weighting_params(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Every constructor hyperparameter of the loss weighting, with the value it uses (defaults filled in)."""
+    from .pruning.base import typed
+    from .weighting import WEIGHTINGS
+
+    signature = inspect.signature(WEIGHTINGS.get(name).__init__).parameters
+    defaults = {p: v.default for p, v in signature.items() if p not in ("self", "tasks", "iterations")}
+    return {k: typed(given.get(k, d), type(d), k, f"default {d!r}", f"{name} weighting parameter")
+            for k, d in sorted(defaults.items())}
