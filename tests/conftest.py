@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mtlprune.data import loading
 from mtlprune import runner
 from mtlprune.profiles import make_config
 
@@ -19,7 +20,7 @@ def store(data_home, tmp_path, monkeypatch):
     monkeypatch.setenv("MTLPRUNE_DATA", str(data_home))
     monkeypatch.setenv("MTLPRUNE_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("MTLPRUNE_NYUV2", str(tmp_path / "no-nyuv2-here"))
-    runner._cached_split.cache_clear()
+    loading._cached_split.cache_clear()
     return tmp_path / "runs"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mtlprune.data import loading
 from mtlprune import paths, runner
 from mtlprune.models import build_model, prunable_layers
 from mtlprune.profiles import make_config
@@ -26,7 +27,7 @@ def _set_up(method, sparsity=0.9, **params):
     model = build_model(cfg.model, cfg.tasks)
     strategy = build_strategy(cfg.pruning)
     strategy.install(model)
-    data = runner.load_data(cfg, "train", progress=False)
+    data = loading.load_data(cfg, "train", progress=False)
     gen = torch.Generator().manual_seed(0)
     ctx = TrainContext(model=model, cfg=cfg, device=torch.device("cpu"),
                        train_batches=lambda: iterate_batches(data, 8, gen, True),
@@ -149,7 +150,7 @@ def test_smoke_run_reaches_the_target_per_component_and_exports_what_it_trained(
     # the exported weights (thresholded, baked in) give exactly the summary's test metrics in a plain model
     model = build_model(cfg.model, cfg.tasks)
     model.load_state_dict(torch.load(paths.seed_dir(cfg.run_id, 0) / "model.pt"))
-    metrics, _ = evaluate(model, runner.load_data(cfg, "test", False), cfg.tasks, cfg.train.eval_batch_size,
+    metrics, _ = evaluate(model, loading.load_data(cfg, "test", False), cfg.tasks, cfg.train.eval_batch_size,
                           torch.device("cpu"))
     assert metrics == s["metrics"]
 

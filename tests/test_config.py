@@ -10,7 +10,7 @@ from dataclasses import fields, is_dataclass
 
 from mtlprune import identity
 from mtlprune.config import RunConfig, TrainConfig, canonical, config_hash, from_dict, to_dict, with_overrides
-from mtlprune.mdl.config import make_mdl_config
+from mtlprune.mdl.profiles import make_mdl_config
 from mtlprune.profiles import PROFILE_SETTINGS, make_config
 
 # Pinned: these ids name cached runs on disk, hashed over the fully resolved configs (`identity`). One changes only

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from mtlprune.data import loading
+from mtlprune import store as store_mod
 from mtlprune import book, notebook_params, paths, runner
 from mtlprune.cli import main
 from mtlprune.data.nyuv2 import DataError, generate, load_split
@@ -131,18 +133,18 @@ def test_the_study_checks_every_variant_before_executing_anything(monkeypatch):
 # ------------------------------------------------------------------------------------------------ 5: data on disk
 def test_a_missing_generated_file_names_the_working_fix(capsys, data_home):
     cfg = make_config("smoke")
-    root = runner.ensure_data(cfg.data.synthetic, progress=False)
+    root = loading.ensure_data(cfg.data.synthetic, progress=False)
     victim = root / "train" / "depth" / "3.npy"
     saved = victim.read_bytes()
     victim.unlink()
-    runner._cached_split.cache_clear()
+    loading._cached_split.cache_clear()
     try:
         rc, err = run_cli(capsys)
         assert rc == 2 and str(victim) in err and f"rm -r '{root}'" in err
         assert "--profile quick" not in err  # the old message advised a no-op command of another profile
     finally:
         victim.write_bytes(saved)
-        runner._cached_split.cache_clear()
+        loading._cached_split.cache_clear()
 
 
 def test_a_killed_generate_leaves_no_temporary_folder(tmp_path):
@@ -161,7 +163,7 @@ def test_missing_real_data_names_the_release_and_readme(tmp_path):
 
 def test_a_corrupt_data_file_is_named(data_home):
     cfg = make_config("smoke")
-    root = runner.ensure_data(cfg.data.synthetic, progress=False)
+    root = loading.ensure_data(cfg.data.synthetic, progress=False)
     victim = root / "val" / "image" / "0.npy"
     saved = victim.read_bytes()
     victim.write_bytes(b"not numpy")
@@ -227,9 +229,9 @@ def test_a_diverged_run_is_never_cached_as_complete(capsys, store):
 
 
 def test_non_finite_results_are_detected():
-    runner.check_finite("ok", {"a": {"b": 1.0}})
+    store_mod.check_finite("ok", {"a": {"b": 1.0}})
     with pytest.raises(FloatingPointError, match="seg/miou"):
-        runner.check_finite("evaluation results", {"seg": {"miou": float("nan")}})
+        store_mod.check_finite("evaluation results", {"seg": {"miou": float("nan")}})
 
 
 def test_a_nan_source_network_is_not_cached(capsys, store):
@@ -241,7 +243,7 @@ def test_a_nan_source_network_is_not_cached(capsys, store):
 
 
 def test_a_corrupt_source_network_names_the_fix(capsys, store):
-    from mtlprune.mdl.config import make_mdl_config
+    from mtlprune.mdl.profiles import make_mdl_config
     from mtlprune.mdl.runner import source_model
 
     cfg = make_mdl_config("smoke", "frozen", 1.0, overrides={"source.iterations": 2})

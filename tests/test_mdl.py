@@ -16,7 +16,7 @@ from mtlprune import paths
 from mtlprune.data.domains import DOMAINS, DomainsSpec, generate, load_domain
 from mtlprune.data.nyuv2 import DataError
 from mtlprune.mdl import report
-from mtlprune.mdl.config import make_mdl_config
+from mtlprune.mdl.profiles import make_mdl_config
 from mtlprune.mdl.costs import macs, parameters
 from mtlprune.mdl.methods import project_budget
 from mtlprune.mdl.model import MultiDomainResNet, normalise_input, remove_unused, ste_binary

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from mtlprune.data import loading
 from mtlprune import paths, runner
 from mtlprune.models import build_model, prunable_layers
 from mtlprune.profiles import make_config
@@ -51,7 +52,7 @@ def test_cli_reports_achieved_sparsity_per_component(method):
 
 
 def _ctx(cfg, model, seed=0):
-    data = runner.load_data(cfg, "train", progress=False)
+    data = loading.load_data(cfg, "train", progress=False)
     gen = torch.Generator().manual_seed(seed)
     return TrainContext(model=model, cfg=cfg, device=torch.device("cpu"), seed=seed,
                         train_batches=lambda: iterate_batches(data, 8, gen, True))

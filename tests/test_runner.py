@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from mtlprune import store as store_mod
 from mtlprune import paths, runner
 from mtlprune.profiles import make_config
 from mtlprune.results import load_summaries
@@ -118,7 +119,7 @@ def test_the_lock_makes_a_second_writer_wait(tmp_path):
     events = []
 
     def hold():
-        with runner.run_lock(tmp_path / "run"):
+        with store_mod.run_lock(tmp_path / "run"):
             events.append("a-in")
             time.sleep(0.5)
             events.append("a-out")
@@ -127,7 +128,7 @@ def test_the_lock_makes_a_second_writer_wait(tmp_path):
     t.start()
     time.sleep(0.1)
     # flock locks belong to open file descriptions, so a second open in this process contends like another process
-    with runner.run_lock(tmp_path / "run"):
+    with store_mod.run_lock(tmp_path / "run"):
         events.append("b-in")
     t.join()
     assert events == ["a-in", "a-out", "b-in"]

@@ -28,7 +28,8 @@ def _parse_set(items: list[str], flag: str = "--set") -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .profiles import make_config
-    from .runner import json_safe, run
+    from .runner import run
+    from .store import json_safe
     from .train import Runtime
 
     cfg = make_config(args.profile, args.method, args.sparsity, overrides=_parse_set(args.set),
@@ -63,7 +64,7 @@ def _generate(profile: str, spec, ensure, release: str, describe, progress: bool
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .profiles import generator_spec
-    from .runner import ensure_data
+    from .data.loading import ensure_data
 
     return _generate(args.profile, generator_spec(args.profile), ensure_data, "NYU-v2",
                      lambda s: f"{s.n_train} train + {s.n_test} test scenes at {s.height}x{s.width}",
@@ -71,9 +72,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_mdl(args: argparse.Namespace) -> int:
-    from .mdl.config import make_mdl_config
+    from .mdl.profiles import make_mdl_config
     from .mdl.runner import run_mdl
-    from .runner import json_safe
+    from .store import json_safe
 
     cfg = make_mdl_config(args.profile, args.method, args.budget, args.sharing, overrides=_parse_set(args.set))
     summary = run_mdl(cfg, args.seed, progress=not args.no_progress)
@@ -91,7 +92,7 @@ def cmd_mdl(args: argparse.Namespace) -> int:
 
 
 def cmd_generate_domains(args: argparse.Namespace) -> int:
-    from .mdl.config import make_mdl_config
+    from .mdl.profiles import make_mdl_config
     from .mdl.runner import ensure_domains
 
     return _generate(args.profile, make_mdl_config(args.profile, "frozen", 1.0).source.data.synthetic,
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_generate)
 
-    from .mdl.config import BUDGETS
+    from .mdl.profiles import BUDGETS
     from .mdl.methods import MDL_METHODS
     from .mdl.sharing import SHARING
 

@@ -284,7 +284,7 @@ def mdl_accuracy(df: pd.DataFrame) -> plt.Figure:
     budget-free baselines as horizontal lines."""
     acc_cols = [c for c in df.columns if c.startswith("acc ")]
     panels = acc_cols + ["mean accuracy", "S-score"]
-    switched = df[df["method"].str.startswith(("ours", "BA"))]
+    switched = df[df["switched"]]
     flat = df[~df.index.isin(switched.index)]
     fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(4.2 * ((len(panels) + 1) // 2), 7), sharex=True)
     for i, (ax, col) in enumerate(zip(axes.flat, panels)):
@@ -304,7 +304,7 @@ def mdl_accuracy(df: pd.DataFrame) -> plt.Figure:
 def mdl_costs(df: pd.DataFrame) -> plt.Figure:
     """Parameters, MACs and measured CPU latency relative to one single-domain backbone (the dotted line at 1)."""
     cols = ["params ratio", "MACs ratio", "latency ratio"]
-    switched = df[df["method"].str.startswith(("ours", "BA"))]
+    switched = df[df["switched"]]
     flat = df[~df.index.isin(switched.index)]
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), sharex=True)
     for i, (ax, col) in enumerate(zip(axes, cols)):

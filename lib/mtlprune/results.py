@@ -1,4 +1,5 @@
-"""One loader: run folders -> tidy pandas DataFrames (summaries, training histories, per-layer sparsity)."""
+"""One loader: run folders -> tidy pandas DataFrames (summaries, training histories, per-layer sparsity) and the
+trained models the chapters show."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from typing import Iterable
 
 import pandas as pd
 
-from . import paths
+import torch
+
+from . import paths, store
 from .config import RunConfig, from_dict, to_dict
 from .metrics import METRICS
 from .models import build_model, prunable_layers
-from .runner import SUMMARY_KEYS, read_summary
+from .runner import SUMMARY_KEYS
+from .store import read_summary
+from .store import load_state, rerun_fix
 
 ID_COLUMNS = ["run_id", "method", "weighting", "backbone", "sparsity_requested", "sparsity", "seed", "profile"]
 
@@ -55,9 +60,8 @@ def metric_table(df: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
 
 def load_history(run_id: str, seed: int) -> pd.DataFrame:
-    path = paths.seed_dir(run_id, seed) / "history.jsonl"
-    with open(path) as fh:
-        return pd.DataFrame([json.loads(line) for line in fh if line.strip()])
+    """The training history of any run (multi-task or multi-domain: one `history.jsonl` format)."""
+    return pd.DataFrame(store.read_history(paths.seed_dir(run_id, seed)))
 
 
 def network_order(config: dict) -> dict[str, int]:
@@ -83,3 +87,53 @@ def load_layer_sparsity(run_ids: Iterable[str] | None = None) -> pd.DataFrame:
             rows.append({"run_id": s["run_id"], "method": s["method"], "seed": s["seed"],
                          "sparsity_requested": s["sparsity_requested"], "layer": layer, "order": order[layer], **info})
     return pd.DataFrame(rows).sort_values(["run_id", "seed", "order"], ignore_index=True)
+
+
+def histories(cfg: RunConfig, seeds: Iterable[int]) -> pd.DataFrame:
+    frames = [load_history(cfg.run_id, s).assign(seed=s) for s in seeds]
+    return pd.concat(frames, ignore_index=True)
+
+
+def histories_of(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
+    frames = [load_history(cfg.run_id, seed).assign(method=cfg.kind, sparsity_requested=cfg.pruning.sparsity,
+                                                     seed=seed) for cfg, seed in pairs]
+    return pd.concat(frames, ignore_index=True)
+
+
+def labelled_summaries(labelled: list[tuple[str, RunConfig, int]]) -> pd.DataFrame:
+    """`load_summaries` of the labelled runs with a `variant` column (the label)."""
+    labels = {cfg.run_id: label for label, cfg, _ in labelled}
+    df = summaries_of([(cfg, seed) for _, cfg, seed in labelled])
+    df = df[df["run_id"].isin(labels)]
+    return df.assign(variant=df["run_id"].map(labels))
+
+
+def labelled_histories(labelled: list[tuple[str, RunConfig, int]]) -> pd.DataFrame:
+    frames = [load_history(cfg.run_id, seed).assign(variant=label, seed=seed, sparsity_requested=cfg.pruning.sparsity)
+              for label, cfg, seed in labelled]
+    return pd.concat(frames, ignore_index=True)
+
+
+def summaries_of(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
+    """`load_summaries` of exactly these (run, seed) pairs and their dense references: other seeds of the same runs
+    (e.g. extra seeds a later chapter added) never leak in, so a chapter shows the same numbers on every rebuild."""
+    keep = {(cfg.run_id, s) for cfg, s in pairs} | {(cfg.dense.run_id, s) for cfg, s in pairs if cfg.dense is not None}
+    df = load_summaries({r for r, _ in keep})
+    return df[[(r, s) in keep for r, s in zip(df["run_id"], df["seed"])]].reset_index(drop=True)
+
+
+def layer_sparsity_of(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
+    """`load_layer_sparsity` of exactly these (run, seed) pairs."""
+    from .results import load_layer_sparsity
+
+    keep = {(cfg.run_id, s) for cfg, s in pairs}
+    df = load_layer_sparsity({r for r, _ in keep})
+    return df[[(r, s) in keep for r, s in zip(df["run_id"], df["seed"])]].reset_index(drop=True)
+
+
+def load_trained_model(cfg: RunConfig, seed: int) -> torch.nn.Module:
+    model = build_model(cfg.model, cfg.tasks)
+    folder = paths.seed_dir(cfg.run_id, seed)
+    state = load_state(folder / "model.pt", "the trained weights", rerun_fix(folder))
+    model.load_state_dict(state)
+    return model.eval()

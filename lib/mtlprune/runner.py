@@ -1,228 +1,62 @@
-"""Runs: cache lookup, locking, training, evaluation and the atomic `summary.json` that marks a run complete.
+"""Multi-task runs: train one `RunConfig` at one seed (resuming from its checkpoint), evaluate it, and summarise it
+into the run store (`store`: cache, lock, failure record, the atomic `summary.json` that marks a run complete).
 
-Layout (`paths`)::
-
-    data/runs/<kind>-<hash>/config.json          canonical + full config, written once
-    data/runs/<kind>-<hash>/seed_<n>/checkpoint.pt   resume point (every epoch)
-                                   /history.jsonl    training curves
-                                   /model.pt         final weights (effective, i.e. as used in the forward pass)
-                                   /summary.json     written last, atomically: the run is complete iff it exists
-
-A completed run is never retrained; a half-written one resumes from its checkpoint; a lock (`flock`) makes a second
-process wait instead of writing the same run.
+A pruned run first runs (or loads) the dense run it starts from; a completed run is never retrained.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
-import math
-import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import __version__, paths
-from .config import RunConfig, canonical, to_dict
-from .data.nyuv2 import RoomsSpec, generate, generated_data_fix, load_split, real_data_fix
-from .errors import CacheError
-from .locks import file_lock, make_once
+from . import __version__, paths, store
+from .config import RunConfig, canonical
+from .data.loading import load_data
+from .execute import RUN_KINDS, RunKind
 from .metrics import delta_p, delta_t
 from .models import build_model, prunable_layers
 from .pruning import TrainContext, build_strategy
 from .pruning.base import snapshot_steps
 from .pruning.masks import export_sparse, plain_state_dict
 from .sparsity import component_sparsity, sparsity_report
+from .store import check_finite, load_state, rerun_fix
 from .train import Runtime, evaluate, fit, iterate_batches, pick_device, seed_everything
 from .validate import validate
 from .weighting import build_weighting
-
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------------------------------------------------
-def data_root(synthetic: RoomsSpec | None) -> Path:
-    return paths.generated_root() / synthetic.dirname() if synthetic is not None else paths.nyuv2_real_root()
-
-
-def ensure_data(synthetic: RoomsSpec | None, progress: bool = True) -> Path:
-    """Generated datasets are made on first use (deterministic, seconds); real data must already be on disk."""
-    root = data_root(synthetic)
-    if synthetic is not None:
-        make_once(root, lambda r: generate(synthetic, r, progress=progress))
-    return root
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_split(root: str, split: str, val_fraction: float, split_seed: int,
-                  generated: bool) -> dict[str, torch.Tensor]:
-    fix = generated_data_fix(Path(root)) if generated else real_data_fix(Path(root))
-    return load_split(Path(root), split, val_fraction=val_fraction, split_seed=split_seed, fix=fix)
-
-
-def load_data(cfg: RunConfig, split: str, progress: bool = True) -> dict[str, torch.Tensor]:
-    root = ensure_data(cfg.data.synthetic, progress)
-    return _cached_split(str(root), split, cfg.data.val_fraction, cfg.data.split_seed, cfg.data.synthetic is not None)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Files
-# ---------------------------------------------------------------------------------------------------------------------
-def json_safe(obj: Any) -> Any:
-    """NaN/inf (e.g. a relative change against a zero reference) become null: strict JSON, readable everywhere."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(json_safe(obj), fh, indent=2, sort_keys=True, allow_nan=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
 
 SUMMARY_KEYS = ("run_id", "kind", "method", "seed", "metrics", "val_metrics", "delta_t", "delta_p", "sparsity",
                 "params", "sparsity_layers", "bytes", "sparsity_requested", "dense_run_id", "train_seconds", "device",
                 "config")
 
 
-def read_summary(path: Path, required: tuple[str, ...] = ("run_id", "metrics"),
-                 expect: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A run's summary, checked for the `required` keys and the `expect`ed values (e.g. this folder's run id and
-    seed); one actionable message for every way it can be broken."""
-    try:
-        with open(path) as fh:
-            summary = json.load(fh)
-        if not isinstance(summary, dict):
-            raise ValueError("not a JSON object")
-        missing = [k for k in required if k not in summary]
-        if missing:
-            raise ValueError(f"missing key(s) {missing}")
-        for key, value in (expect or {}).items():
-            if summary.get(key) != value:
-                raise ValueError(f"{key} is {summary.get(key)!r}, but this folder holds {key} {value!r}")
-        return summary
-    except Exception as exc:  # noqa: BLE001 - one message for every way a summary can be broken
-        raise CacheError(f"{path} is corrupt ({type(exc).__name__}: {exc}). Delete it to recompute the run from its "
-                         f"last checkpoint: rm '{path}'") from None
-
-
-def load_state(path: Path, what: str, fix: str) -> dict[str, Any]:
-    """A cached state dict (a dense reference's or a source network's weights), with one actionable message when it
-    is missing or unreadable instead of a raw torch traceback."""
-    if not path.exists():
-        raise CacheError(f"{what} {path} is missing although its run is marked complete. {fix}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same actionable message
-        first = (str(exc).strip().splitlines() or [""])[0][:200]  # torch's own message runs over many lines
-        raise CacheError(f"{what} {path} is unreadable ({type(exc).__name__}: {first}). {fix}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CacheError(f"{what} {path} is not a state dict of tensors. {fix}")
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        raise CacheError(f"{what} {path} holds NaN/inf weights ({bad[:3]}). {fix}")
-    return state
-
-
-def rerun_fix(directory: Path) -> str:
-    return f"Delete its folder so it is retrained on the next run: rm -r '{directory}'"
-
-
-def write_failure(out: Path, run_id: str, seed: int, exc: BaseException) -> None:
-    """The record of a failed run (`failure.json`): what went wrong and when. A failed run has no summary, so it is
-    never cached as complete; its last checkpoint is moved aside (kept for inspection) so a rerun starts afresh."""
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        os.replace(ckpt, out / "checkpoint.failed.pt")
-    write_json_atomic(out / "failure.json", {
-        "run_id": run_id, "seed": seed, "error": f"{type(exc).__name__}: {exc}",
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
-
-
-def check_finite(what: str, values: dict[str, Any], fix: str = "lower train.lr (or check the data)") -> None:
-    """Raise when any number in a (nested) dict of results is NaN/inf: such a run must never be cached."""
-    bad: list[str] = []
-
-    def walk(prefix: str, obj: Any) -> None:
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                walk(f"{prefix}/{k}" if prefix else str(k), v)
-        elif isinstance(obj, float) and not math.isfinite(obj):
-            bad.append(prefix)
-
-    walk("", values)
-    if bad:
-        raise FloatingPointError(f"non-finite {what}: {', '.join(bad[:6])}; the run is not cached. Fix: {fix}")
-
-
-def run_lock(directory: Path):
-    return file_lock(directory / ".lock", str(directory))
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(paths.REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def summary_path(cfg: RunConfig, seed: int) -> Path:
-    return paths.seed_dir(cfg.run_id, seed) / "summary.json"
+    return paths.seed_dir(cfg.run_id, seed) / store.SUMMARY
 
 
 def is_complete(cfg: RunConfig, seed: int) -> bool:
-    return summary_path(cfg, seed).exists()
+    return store.is_complete(cfg.run_id, seed)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# The run
-# ---------------------------------------------------------------------------------------------------------------------
 def run(cfg: RunConfig, seed: int = 0, runtime: Runtime = Runtime(), profile: str | None = None) -> dict[str, Any]:
     """Train (or load from the cache) one run and return its summary."""
     validate(cfg)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    out = paths.seed_dir(cfg.run_id, seed)
-    if (out / "summary.json").exists():
-        return _cached(cfg, seed)
+    if store.is_complete(cfg.run_id, seed):
+        return store.cached(cfg.run_id, seed, SUMMARY_KEYS)
     dense_summary = run(cfg.dense, seed, runtime, profile) if cfg.dense is not None else None
-    with run_lock(out):
-        if (out / "summary.json").exists():  # another process finished it while we waited
-            return _cached(cfg, seed)
-        try:
-            summary = _train_and_summarize(cfg, seed, runtime, profile, out, dense_summary)
-        except FloatingPointError as exc:
-            write_failure(out, cfg.run_id, seed, exc)
-            raise
-        (out / "failure.json").unlink(missing_ok=True)  # an earlier failure of this run is superseded
-        return summary
-
-
-def _cached(cfg: RunConfig, seed: int) -> dict[str, Any]:
-    return read_summary(summary_path(cfg, seed), SUMMARY_KEYS, {"run_id": cfg.run_id, "seed": seed})
+    return store.execute(cfg.run_id, seed, SUMMARY_KEYS,
+                         lambda out: _train_and_summarize(cfg, seed, runtime, profile, out, dense_summary))
 
 
 def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: str | None, out: Path,
                          dense_summary: dict[str, Any] | None) -> dict[str, Any]:
-    config_file = paths.run_dir(cfg.run_id) / "config.json"
-    if not config_file.exists():
-        write_json_atomic(config_file, {"run_id": cfg.run_id, "canonical": canonical(cfg), "full": to_dict(cfg)})
+    store.write_config(cfg.run_id, cfg)
     device = pick_device(runtime.device)
     train_data = load_data(cfg, "train", runtime.progress)
     val_data = load_data(cfg, "val", runtime.progress)
@@ -265,9 +99,7 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
     torch.save(state, out / "model.pt")
     sparse_blob = export_sparse(state, [layer.name for layer in prunable_layers(model)])
     (out / "model_sparse.pt").write_bytes(sparse_blob)
-    with open(out / "history.jsonl", "w") as fh:
-        for rec in result.history:
-            fh.write(json.dumps(rec) + "\n")
+    store.write_history(out, result.history)
     summary = {
         "run_id": cfg.run_id,
         "kind": cfg.kind,
@@ -295,9 +127,18 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
         "wall_seconds_this_process": time.time() - started,
         "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
         "env": {"torch": torch.__version__, "python": platform.python_version(), "mtlprune": __version__,
-                "git_commit": _git_commit(), "threads": torch.get_num_threads()},
+                "git_commit": store.git_commit(), "threads": torch.get_num_threads()},
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "config": canonical(cfg),
     }
-    write_json_atomic(out / "summary.json", summary)  # last: marks the run complete
-    return _cached(cfg, seed)  # the same object a cached run returns
+    return summary  # the store writes it last, atomically
+
+
+def _log_row(cfg: RunConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    return {"method": cfg.kind, "requested": cfg.pruning.sparsity, "achieved": summary["sparsity"]["overall"],
+            "Δ_T": summary["delta_t"]["mean"]}
+
+
+RUN_KINDS[RunConfig] = RunKind(
+    run=lambda cfg, seed, progress, profile: run(cfg, seed, Runtime(progress=progress), profile=profile),
+    row=_log_row, depends=lambda cfg: [cfg.dense] if cfg.dense is not None else [])

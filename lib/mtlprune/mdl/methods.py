@@ -39,13 +39,25 @@ MDL_METHODS: Registry = Registry("multi-domain method")
 
 
 class MDLMethod:
+    """The hooks of a multi-domain method: `networks` (which domains each trained network serves), `param_groups`,
+    `bn_train_mode`, `regularizer`, `after_step`, `finish`, and `state_dict`/`load_state_dict` for resuming."""
+
     uses_switches = False
     default_sharing = "none"
-    separate_domains = False  # True: one network per domain, each trained alone
 
     def __init__(self, cfg: MDLConfig) -> None:
         self.cfg = cfg
         self.m = cfg.method
+
+    def networks(self, n_domains: int, seed: int) -> list[tuple[list[int], int]]:
+        """(domains served, seed) of every network trained: one network for all domains by default."""
+        return [(list(range(n_domains)), seed)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     @property
     def granularity(self) -> str | None:
@@ -73,7 +85,8 @@ def _not_in(model: nn.Module, prefixes: tuple[str, ...]) -> list[nn.Parameter]:
 
 @MDL_METHODS.register("individual")
 class Individual(MDLMethod):
-    separate_domains = True
+    def networks(self, n_domains, seed):
+        return [([d], seed * 1000 + d) for d in range(n_domains)]  # one network per domain, each trained alone
 
     def param_groups(self, model):
         return [{"params": _not_in(model, ())}]
@@ -120,8 +133,11 @@ class BudgetAwareAdapters(MDLMethod):
     def finish(self, model):
         project_budget(model, self.m.budget)
 
-    def state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"sharing_weight": self.sharing_weight}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sharing_weight = state["sharing_weight"]
 
 
 @MDL_METHODS.register("budget_aware")
@@ -147,3 +163,15 @@ def project_budget(model: MultiDomainResNet, budget: float) -> None:
         cut = float(strength[order[keep]])  # the first that does not: shift it (and all weaker) to <= 0
         for b in blocks:
             b.switches[d] -= max(cut, 0.0) + 1e-6
+
+
+def _check_catalogue() -> None:
+    from .. import catalogue
+
+    listed = {m.key for m in catalogue.MULTI_DOMAIN}
+    if listed != set(MDL_METHODS.names()):
+        raise ImportError(f"the multi-domain catalogue {sorted(listed)} and registry {MDL_METHODS.names()} disagree "
+                          f"(mtlprune/catalogue.py)")
+
+
+_check_catalogue()

@@ -8,23 +8,35 @@ so they score 250 per domain, a perfect domain scores 1000, and the maximum is 1
 
 from __future__ import annotations
 
-import time
 from typing import Any, Iterable
 
 import pandas as pd
 
-from .. import paths
-from .config import MDLConfig, make_mdl_config
-from .runner import _checked, run_mdl
-
-SEEDS = {"smoke": ([0], [1]), "quick": ([0], [1]), "full": ([0], [1, 2])}
+from .. import catalogue, store
+from ..execute import run_pairs
+from ..profiles import SEEDS
+from ..results import load_history
+from .config import MDLConfig
+from .profiles import make_mdl_config
+from .runner import SUMMARY_KEYS
 
 
 def label(cfg: MDLConfig) -> str:
+    """The catalogue's label, with the sharing term of a method that has one."""
     m = cfg.method
-    if m.name == "budget_aware":
-        return f"ours ({m.sharing}{', learnable' if m.learnable_weight else ''})"
-    return {"ba2": "BA² (no sharing)", "individual": "individual networks", "frozen": "frozen features"}[m.name]
+    base = catalogue.mdl_method(m.name).label
+    if m.sharing == "none":
+        return base
+    return f"{base} ({m.sharing}{', learnable' if m.learnable_weight else ''})"
+
+
+def switched(cfg: MDLConfig) -> bool:
+    """Whether the method trades accuracy against a budget (a line over budgets) or not (a horizontal line)."""
+    return catalogue.mdl_method(cfg.method.name).family == "switches"
+
+
+def _summary(cfg: MDLConfig, seed: int) -> dict[str, Any]:
+    return store.cached(cfg.run_id, seed, SUMMARY_KEYS)
 
 
 def grid(profile: str, budgets: Iterable[float], sharings: Iterable[str], seeds: list[int] | None = None,
@@ -55,27 +67,17 @@ def grid(profile: str, budgets: Iterable[float], sharings: Iterable[str], seeds:
 
 
 def run_grid(pairs: list[tuple[MDLConfig, int]], progress: bool = True) -> pd.DataFrame:
-    rows = []
-    for i, (cfg, seed) in enumerate(pairs, 1):
-        cached = (paths.seed_dir(cfg.run_id, seed) / "summary.json").exists()
-        t = time.perf_counter()
-        s = run_mdl(cfg, seed, progress=progress)
-        rows.append({"run_id": cfg.run_id, "method": label(cfg), "budget": cfg.method.budget, "seed": seed,
-                     "mean accuracy": s["mean_accuracy"], "params ratio": s["params_ratio"],
-                     "MACs ratio": s["macs_ratio"],
-                     "status": "cached" if cached else f"trained in {time.perf_counter() - t:.0f} s"})
-        if progress:
-            print(f"[{i}/{len(pairs)}] {label(cfg)} budget {cfg.method.budget} seed {seed}: "
-                  f"{s['mean_accuracy']:.1f} % ({rows[-1]['status']})", flush=True)
-    return pd.DataFrame(rows).set_index("run_id")
+    """The grid through the one grid runner (`execute.run_pairs`)."""
+    return run_pairs(pairs, progress=progress)
 
 
 def results(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
     """One row per (run, seed): accuracy per domain, mean, S-score, costs, union / intersection / Jaccard."""
     rows = []
     for cfg, seed in pairs:
-        s = _checked(paths.seed_dir(cfg.run_id, seed) / "summary.json")
-        rows.append({"run_id": cfg.run_id, "method": label(cfg), "budget": cfg.method.budget, "seed": seed,
+        s = _summary(cfg, seed)
+        rows.append({"run_id": cfg.run_id, "method": label(cfg), "switched": switched(cfg),
+                     "budget": cfg.method.budget, "seed": seed,
                      **{f"acc {d}": a for d, a in s["accuracy"].items()}, "mean accuracy": s["mean_accuracy"],
                      "params ratio": s["params_ratio"], "MACs ratio": s["macs_ratio"],
                      "latency ratio": s["latency_ratio"], "bytes ratio": s["bytes_ratio"],
@@ -86,7 +88,7 @@ def results(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
 
 def s_scores(df: pd.DataFrame) -> pd.Series:
     acc_cols = [c for c in df.columns if c.startswith("acc ")]
-    base = df[df["method"] == "individual networks"][acc_cols].mean()
+    base = df[df["method"] == catalogue.mdl_method("individual").label][acc_cols].mean()
     if base.isna().any():
         raise ValueError("the S-score needs the individual networks' runs in the same table")
     e_max = 2 * (100 - base)
@@ -97,7 +99,7 @@ def s_scores(df: pd.DataFrame) -> pd.Series:
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """Mean (± sd over seeds for the headline columns) per method and budget."""
-    cols = [c for c in df.columns if c not in ("run_id", "method", "budget", "seed")]
+    cols = [c for c in df.columns if c not in ("run_id", "method", "switched", "budget", "seed")]
     g = df.groupby(["method", "budget"])
     out = g[cols].mean()
     out.insert(0, "seeds", g["seed"].nunique())
@@ -108,7 +110,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def filter_usage(cfg: MDLConfig, seed: int) -> pd.DataFrame:
     """Long table: block, filter, domain, used (0/1) of a switched run."""
-    s = _checked(paths.seed_dir(cfg.run_id, seed) / "summary.json")
+    s = _summary(cfg, seed)
     rows = [{"block": b, "filter": f, "domain": d, "used": u}
             for b, doms in s.get("filter_usage", {}).items() for d, us in doms.items() for f, u in enumerate(us)]
     return pd.DataFrame(rows)
@@ -130,10 +132,10 @@ def overlap(usage: pd.DataFrame) -> pd.DataFrame:
 def glue_headline(df: pd.DataFrame, budget: float, method: str) -> None:
     """Glue the numbers the resolve note and the prose quote: at `budget`, `method`'s mean accuracy (± sd) against the
     individual networks', and its params, MACs and latency ratios."""
-    from ..study import glue_value
+    from ..glue import glue_value
 
     ours = df[(df["method"] == method) & (df["budget"] == budget)]
-    ind = df[df["method"] == "individual networks"]
+    ind = df[df["method"] == catalogue.mdl_method("individual").label]
     if ours.empty:
         raise ValueError(f"no runs of {method!r} at budget {budget}")
     glue_value("mdl_budget_pct", f"{budget:.0%}")
@@ -156,8 +158,7 @@ def detail_config(profile: str, budget: float, sharing: str, overrides: dict[str
 def histories(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
     frames = []
     for cfg, seed in pairs:
-        s = _checked(paths.seed_dir(cfg.run_id, seed) / "summary.json")
-        frames.append(pd.DataFrame(s["history"]).assign(method=label(cfg), budget=cfg.method.budget, seed=seed))
+        frames.append(load_history(cfg.run_id, seed).assign(method=label(cfg), budget=cfg.method.budget, seed=seed))
     return pd.concat(frames, ignore_index=True)
 
 

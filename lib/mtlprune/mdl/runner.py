@@ -1,11 +1,11 @@
-"""Multi-domain runs: data on first use, the cached source backbone, training, removal, costs, and the atomic
-`summary.json` that marks a run complete (the same store and rules as the multi-task runs)::
+"""Multi-domain runs in the one run store (`store`: cache, lock, failure record, atomic summary, `history.jsonl`):
+data on first use, the cached source backbone, training (resumable), removal, costs::
 
-    data/runs/mdlsource-<hash>/seed_<n>/{model.pt, summary.json}      the pretrained backbone
-    data/runs/mdl-<method>-<hash>/seed_<n>/{model.pt, summary.json}   a method run (model.pt: the deployed model)
+    data/runs/mdlsource-<hash>/seed_<n>/{model.pt, summary.json}           the pretrained backbone
+    data/runs/mdl-<method>-<hash>/seed_<n>/{model_<k>.pt, checkpoint_<k>.pt, history.jsonl, summary.json}
 
-Runs take seconds to a minute in `quick`, so they restart rather than resume when interrupted (no checkpoint); a
-summary is still only ever written complete.
+`model_<k>.pt` is the deployed network k (after removal); a method trains one network for every domain, or one per
+domain (`MDLMethod.networks`). A killed run resumes from its checkpoints.
 """
 
 from __future__ import annotations
@@ -17,17 +17,23 @@ from typing import Any
 
 import torch
 
-from .. import paths
-from ..config import canonical, to_dict
+from .. import paths, store
+from ..config import canonical
 from ..data.domains import DomainsSpec, generate, load_domain
-from ..locks import file_lock, make_once
-from ..runner import check_finite, load_state, read_summary, rerun_fix, write_failure, write_json_atomic
+from ..execute import RUN_KINDS, RunKind
+from ..locks import make_once
+from ..store import check_finite, load_state, rerun_fix
 from .config import MDLConfig, SourceConfig
 from .costs import deployed_state, disk_bytes, latency_ratio, macs, parameters
 from .methods import MDL_METHODS
 from .model import MultiDomainResNet, remove_unused, usage_masks
+from .profiles import validate
 from .sharing import weighted
 from .train import accuracy, from_source, pretrain_source, train_joint
+
+SUMMARY_KEYS = ("run_id", "kind", "method", "budget", "sharing", "seed", "domains", "accuracy", "val_accuracy",
+                "mean_accuracy", "params_ratio", "macs_ratio", "bytes_ratio", "latency_ratio", "config")
+SOURCE_KEYS = ("run_id", "seed", "train_seconds")
 
 
 def domains_root(spec: DomainsSpec | None) -> Path:
@@ -56,66 +62,42 @@ def load(cfg: SourceConfig, domain: str, split: str, progress: bool = True):
 
 def source_model(cfg: SourceConfig, progress: bool = True) -> MultiDomainResNet:
     """The pretrained single-domain backbone of `cfg` (trained once, at `cfg.seed`, then cached)."""
-    seed = cfg.seed
-    out = paths.seed_dir(cfg.run_id, seed)
     x, y, names = load(cfg, cfg.data.source, "source" if cfg.data.synthetic is not None else "train", progress)
-    if not (out / "summary.json").exists():
-        with file_lock(out / ".lock", str(out)):
-            if not (out / "summary.json").exists():
-                t = time.time()
-                model = pretrain_source(cfg, (x, y), len(names), seed, progress)
-                bad = [n for n, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
-                if bad:  # a NaN source would poison every multi-domain run that starts from it
-                    exc = FloatingPointError(f"source pretraining produced non-finite weights ({bad[:3]}); it is not "
-                                             f"cached. Fix: lower source.lr (--set source.lr=...)")
-                    write_failure(out, cfg.run_id, seed, exc)
-                    raise exc
-                torch.save(model.state_dict(), out / "model.pt")
-                write_json_atomic(paths.run_dir(cfg.run_id) / "config.json",
-                                  {"run_id": cfg.run_id, "canonical": canonical(cfg), "full": to_dict(cfg)})
-                write_json_atomic(out / "summary.json", {"run_id": cfg.run_id, "seed": seed,
-                                                         "train_seconds": time.time() - t})
-    read_summary(out / "summary.json", ("run_id", "seed", "train_seconds"), {"run_id": cfg.run_id, "seed": seed})
+
+    def train(out: Path) -> dict[str, Any]:
+        store.write_config(cfg.run_id, cfg)
+        t = time.time()
+        model = pretrain_source(cfg, (x, y), len(names), cfg.seed, progress)
+        bad = [n for n, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+        if bad:  # a NaN source would poison every multi-domain run that starts from it
+            raise FloatingPointError(f"source pretraining produced non-finite weights ({bad[:3]}); it is not "
+                                     f"cached. Fix: lower source.lr (--set source.lr=...)")
+        torch.save(model.state_dict(), out / store.MODEL)
+        return {"run_id": cfg.run_id, "seed": cfg.seed, "train_seconds": time.time() - t}
+
+    store.execute(cfg.run_id, cfg.seed, SOURCE_KEYS, train)
+    out = paths.seed_dir(cfg.run_id, cfg.seed)
     model = MultiDomainResNet([len(names)], cfg.model.widths, cfg.model.blocks)
-    model.load_state_dict(load_state(out / "model.pt", "the source network's weights", rerun_fix(out)))
+    model.load_state_dict(load_state(out / store.MODEL, "the source network's weights", rerun_fix(out)))
     return model.eval()
 
 
 def run_mdl(cfg: MDLConfig, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Train (or load) one multi-domain run and return its summary."""
+    validate(cfg)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    out = paths.seed_dir(cfg.run_id, seed)
-    if (out / "summary.json").exists():
-        return _checked(cfg, seed)
+    if store.is_complete(cfg.run_id, seed):
+        return store.cached(cfg.run_id, seed, SUMMARY_KEYS)
     for domain in cfg.source.data.domains:  # every domain's data is checked before the source network pretrains
         for split in ("train", "val", "test"):
             load(cfg.source, domain, split, progress)
     source = source_model(cfg.source, progress)
-    with file_lock(out / ".lock", str(out)):
-        if (out / "summary.json").exists():
-            return _checked(cfg, seed)
-        try:
-            summary = _train(cfg, seed, progress, source, out)
-        except FloatingPointError as exc:
-            write_failure(out, cfg.run_id, seed, exc)
-            raise
-        (out / "failure.json").unlink(missing_ok=True)
-        return summary
-
-
-MDL_SUMMARY_KEYS = ("run_id", "kind", "method", "budget", "sharing", "seed", "domains", "accuracy", "val_accuracy",
-                    "mean_accuracy", "params_ratio", "macs_ratio", "bytes_ratio", "latency_ratio", "config")
-
-
-def _checked(cfg: MDLConfig, seed: int) -> dict[str, Any]:
-    return read_summary(paths.seed_dir(cfg.run_id, seed) / "summary.json", MDL_SUMMARY_KEYS,
-                        {"run_id": cfg.run_id, "seed": seed})
+    return store.execute(cfg.run_id, seed, SUMMARY_KEYS, lambda out: _train(cfg, seed, progress, source, out))
 
 
 def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet, out: Path) -> dict[str, Any]:
-    write_json_atomic(paths.run_dir(cfg.run_id) / "config.json",
-                      {"run_id": cfg.run_id, "canonical": canonical(cfg), "full": to_dict(cfg)})
+    store.write_config(cfg.run_id, cfg)
     names = list(cfg.source.data.domains)
     splits = {s: [load(cfg.source, d, s, progress) for d in names] for s in ("train", "val", "test")}
     classes = [len(c) for _, _, c in splits["train"]]
@@ -127,54 +109,45 @@ def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet,
     ref_bytes = disk_bytes(deployed_state(reference))
     t0 = time.time()
     history: list[dict[str, Any]] = []
-    if method.separate_domains:  # one network per domain, each trained alone
-        models = []
-        for d, name in enumerate(names):
-            torch.manual_seed(seed * 1000 + d)
-            m = from_source(source, [classes[d]], cfg, None)
-            history += [{**h, "domain": name} for h in
-                        train_joint(m, method, [data["train"][d]], [0], cfg, seed * 1000 + d, progress,
-                                    f"{cfg.kind} {name}")]
-            models.append(m)
-        acc = {n: accuracy(m, data["test"][d], 0) for d, (n, m) in enumerate(zip(names, models))}
-        val = {n: accuracy(m, data["val"][d], 0) for d, (n, m) in enumerate(zip(names, models))}
-        deployed, per_domain_macs = models, [macs(m, size) for m in models]
-        params_total = sum(parameters(m) for m in models)
-        bytes_total = sum(disk_bytes(deployed_state(m)) for m in models)
-        lat = latency_ratio(models[0], reference, size)
-        extra: dict[str, Any] = {}
-    else:
-        torch.manual_seed(seed)
-        model = from_source(source, classes, cfg, method.granularity)
-        history = train_joint(model, method, data["train"], list(range(len(names))), cfg, seed, progress, cfg.kind)
-        acc = {n: accuracy(model, data["test"][d], d) for d, n in enumerate(names)}
-        val = {n: accuracy(model, data["val"][d], d) for d, n in enumerate(names)}
+    acc, val, per_domain_macs = {}, {}, {}
+    deployed: list[MultiDomainResNet] = []
+    extra: dict[str, Any] = {}
+    for k, (served, net_seed) in enumerate(method.networks(len(names), seed)):
+        torch.manual_seed(net_seed)
+        model = from_source(source, [classes[d] for d in served], cfg, method.granularity)
+        tag = {"domain": names[served[0]]} if len(served) == 1 else {}
+        desc = f"{cfg.kind} {names[served[0]]}" if len(served) == 1 else cfg.kind
+        history += [{**h, **tag} for h in train_joint(model, method, [data["train"][d] for d in served],
+                                                      list(range(len(served))), cfg, net_seed, progress, desc,
+                                                      ckpt=out / f"checkpoint_{k}.pt")]
         pruned = remove_unused(model) if model.switched() else model
-        per_domain_macs = [macs(pruned, size, d) for d in range(len(names))]
-        params_total = parameters(pruned)
-        bytes_total = disk_bytes(deployed_state(pruned))
-        lat = latency_ratio(pruned, reference, size)
-        extra = _switch_report(model, names, size, ref_macs) if model.switched() else {}
-        torch.save(deployed_state(pruned), out / "model.pt")
-        deployed = [pruned]
-    summary = {
+        for i, d in enumerate(served):
+            acc[names[d]] = accuracy(model, data["test"][d], i)
+            val[names[d]] = accuracy(model, data["val"][d], i)
+            per_domain_macs[names[d]] = macs(pruned, size, i)
+        if model.switched():
+            extra = _switch_report(model, names, size, ref_macs)
+        torch.save(deployed_state(pruned), out / f"model_{k}.pt")
+        deployed.append(pruned)
+    check_finite("multi-domain results", {"accuracy": acc, "val_accuracy": val},
+                 "lower train.lr / train.switch_lr (--set train.lr=...)")
+    lat = latency_ratio(deployed[0], reference, size)
+    store.write_history(out, history)
+    return {
         "run_id": cfg.run_id, "kind": cfg.kind, "method": cfg.method.name, "budget": cfg.method.budget,
         "sharing": cfg.method.sharing, "granularity": cfg.method.granularity,
         "learnable_weight": cfg.method.learnable_weight, "seed": seed, "domains": names,
         "accuracy": acc, "val_accuracy": val, "mean_accuracy": sum(acc.values()) / len(acc),
-        "params_ratio": params_total / ref_params, "macs_ratio": max(per_domain_macs) / ref_macs,
-        "macs_ratio_per_domain": {n: m / ref_macs for n, m in zip(names, per_domain_macs)},
-        "bytes_ratio": bytes_total / ref_bytes, "latency_ms": {"model": lat[0], "single_backbone": lat[1]},
-        "latency_ratio": lat[2],
+        "params_ratio": sum(parameters(m) for m in deployed) / ref_params,
+        "macs_ratio": max(per_domain_macs.values()) / ref_macs,
+        "macs_ratio_per_domain": {n: m / ref_macs for n, m in per_domain_macs.items()},
+        "bytes_ratio": sum(disk_bytes(deployed_state(m)) for m in deployed) / ref_bytes,
+        "latency_ms": {"model": lat[0], "single_backbone": lat[1]}, "latency_ratio": lat[2],
         "reference": {"params": ref_params, "macs": ref_macs, "bytes": ref_bytes},
-        "params": params_total, "models_deployed": len(deployed), "method_state": getattr(method, "state",
-                                                                                         lambda: {})(),
-        "train_seconds": time.time() - t0, "history": history, "config": canonical(cfg), **extra,
+        "params": sum(parameters(m) for m in deployed), "models_deployed": len(deployed),
+        "method_state": method.state_dict(), "train_seconds": time.time() - t0, "config": canonical(cfg),
+        "git_commit": store.git_commit(), **extra,
     }
-    check_finite("multi-domain results", {"accuracy": acc, "val_accuracy": val},
-                 "lower train.lr / train.switch_lr (--set train.lr=...)")
-    write_json_atomic(out / "summary.json", summary)  # last: marks the run complete
-    return _checked(cfg, seed)
 
 
 @torch.no_grad()
@@ -189,3 +162,14 @@ def _switch_report(model: MultiDomainResNet, names: list[str], size: int, ref_ma
             "own_macs_ratio": own,
             "filter_usage": {f"block {i}": {n: m[d].int().tolist() for d, n in enumerate(names)}
                              for i, m in enumerate(masks)}}
+
+
+def _log_row(cfg: MDLConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    from .report import label
+
+    return {"method": label(cfg), "budget": cfg.method.budget, "mean accuracy": summary["mean_accuracy"],
+            "params ratio": summary["params_ratio"], "MACs ratio": summary["macs_ratio"]}
+
+
+RUN_KINDS[MDLConfig] = RunKind(run=lambda cfg, seed, progress, profile: run_mdl(cfg, seed, progress),
+                               row=_log_row, depends=lambda cfg: [])

@@ -5,12 +5,14 @@ every domain (all domains trained simultaneously, as in Budget-Aware Pruning). M
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..train import load_checkpoint, save_atomic
 from .config import MDLConfig, SourceConfig
 from .methods import MDLMethod
 from .model import MultiDomainResNet, normalise_input
@@ -81,8 +83,10 @@ def init_switches(model: MultiDomainResNet, level: float) -> None:
 
 
 def train_joint(model: MultiDomainResNet, method: MDLMethod, data: list[Split], domains: list[int], cfg: MDLConfig,
-                seed: int, progress: bool, desc: str) -> list[dict[str, Any]]:
-    """Train `model` on `domains` (indices into the model's domains and into `data`) jointly; returns the log."""
+                seed: int, progress: bool, desc: str, ckpt: Path | None = None) -> list[dict[str, Any]]:
+    """Train `model` on `domains` (indices into the model's domains and into `data`) jointly; returns the log.
+    With `ckpt`, the state is saved every tenth of the run and at its end, and a killed run resumes from it (the
+    same numbers as an uninterrupted run: the batch generator is part of the checkpoint)."""
     for p in model.parameters():
         p.requires_grad_(False)
     groups = method.param_groups(model)
@@ -93,8 +97,25 @@ def train_joint(model: MultiDomainResNet, method: MDLMethod, data: list[Split], 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.train.iterations)
     gen = torch.Generator().manual_seed(seed)
     model.train(method.bn_train_mode())
-    history, every = [], max(1, cfg.train.iterations // 30)
-    for step in tqdm(range(1, cfg.train.iterations + 1), desc=desc, disable=not progress, leave=False):
+    history, every, start = [], max(1, cfg.train.iterations // 30), 1
+    save_every = max(1, cfg.train.iterations // 10)
+    if ckpt is not None and ckpt.exists():
+        state = load_checkpoint(ckpt)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["batch_rng"])
+        method.load_state_dict(state["method"])
+        history, start = state["history"], state["step"] + 1
+
+    def checkpoint(step: int) -> None:
+        if ckpt is not None:
+            save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                         "batch_rng": gen.get_state(), "method": method.state_dict(), "step": step,
+                         "history": history}, ckpt)
+
+    for step in tqdm(range(start, cfg.train.iterations + 1), desc=desc, disable=not progress, leave=False,
+                     initial=start - 1, total=cfg.train.iterations):
         losses = {}
         for d, (x, y) in zip(domains, _batches([data[d] for d in domains], cfg.train.batch_size, gen)):
             losses[d] = F.cross_entropy(model(x, d), y)
@@ -109,6 +130,8 @@ def train_joint(model: MultiDomainResNet, method: MDLMethod, data: list[Split], 
         method.after_step(model, scalars)
         if step % every == 0 or step == cfg.train.iterations:
             history.append({"step": step, **{f"loss/{d}": float(v.detach()) for d, v in losses.items()}, **scalars})
+        if step % save_every == 0 or step == cfg.train.iterations:
+            checkpoint(step)
     method.finish(model)
     return history
 

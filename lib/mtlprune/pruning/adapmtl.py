@@ -49,7 +49,7 @@ from torch import nn
 from ..models import prunable_layers
 from .base import STRATEGIES, TrainContext, cubic_ramp, param
 from .masks import original
-from .oneshot import load_into_masked
+from .masked import load_into_masked
 from .soft_threshold import STR
 
 MECHANISMS = ("controlled", "faithful")

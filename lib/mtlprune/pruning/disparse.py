@@ -25,7 +25,7 @@ import torch
 from ..models import prunable_layers
 from .base import STRATEGIES, TrainContext, param
 from .masks import effective_weights, get_masks, kept_magnitudes, set_masks, topk_mask
-from .oneshot import MaskedStrategy
+from .masked import MaskedStrategy
 from .saliency import task_gradients
 
 

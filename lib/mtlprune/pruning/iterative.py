@@ -17,7 +17,7 @@ import torch
 
 from .base import STRATEGIES, TrainContext, cubic_ramp, param
 from .masks import global_masks, kept_magnitudes, set_masks
-from .oneshot import MaskedStrategy
+from .masked import MaskedStrategy
 
 
 def magnitude_within(model, sparsity: float) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .base import STRATEGIES, param
 from .masks import effective_weights, global_masks
-from .oneshot import MaskedStrategy
+from .masked import MaskedStrategy
 from .saliency import task_gradients
 
 

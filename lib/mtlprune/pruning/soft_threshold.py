@@ -22,7 +22,7 @@ from torch.nn.utils import parametrize
 from ..models import prunable_layers
 from .base import STRATEGIES, PruningStrategy, TrainContext, param
 from .masks import original
-from .oneshot import load_into_masked
+from .masked import load_into_masked
 
 
 class SoftThreshold(nn.Module):

@@ -1,0 +1,51 @@
+"""Numbers for the prose: every number a chapter's text quotes is glued from the runs (myst-nb `glue`), never typed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def glue_value(name: str, value: Any) -> None:
+    """Glue one number or word for the prose (numbers in text always come from the runs)."""
+    from myst_nb import glue
+
+    glue(name, value, display=False)
+
+
+def glue_metrics(prefix: str, table: pd.DataFrame) -> None:
+    """Glue every (task, metric) mean of a `metric_summary` table as `<prefix>_<task>_<metric>` for the prose."""
+    for (task, metric), row in table.iterrows():
+        glue_value(f"{prefix}_{task}_{metric}", float(row["mean"]))
+
+
+def glue_ranking(paper: pd.DataFrame, sparsity: float) -> None:
+    """Glue the best and worst pruned method of a `paper_table` by mean Δ_T, and the sparsity, for the prose."""
+    ranked = paper.drop(index="dense", errors="ignore")["Δ_T mean"].sort_values(ascending=False)
+    glue_value("table_sparsity_pct", f"{sparsity:.0%}")
+    glue_value("best_method", ranked.index[0])
+    glue_value("best_delta_t", float(ranked.iloc[0]))
+    glue_value("worst_method", ranked.index[-1])
+    glue_value("worst_delta_t", float(ranked.iloc[-1]))
+
+
+def glue_best(table: pd.DataFrame) -> None:
+    """Glue a `best_table` for the prose: `<role>_<pct>_{method,dt,sd}` with role `ours` or `best`."""
+    for (requested, method), row in table.iterrows():
+        key = f"{'ours' if row['role'] == 'ours' else 'best'}_{requested.rstrip('%')}"
+        glue_value(f"{key}_method", method)
+        glue_value(f"{key}_dt", float(row["Δ_T mean"]))
+        glue_value(f"{key}_sd", float(row["Δ_T sd"]))
+
+
+def glue_allocation(df: pd.DataFrame, methods: dict[str, str], sparsity: float) -> None:
+    """Glue achieved component sparsity (%) and per-task Δ_T of each method at one requested sparsity, as
+    `<name>_sp_<component>` and `<name>_dt_<task>` (`methods`: glue name -> method key)."""
+    at = df[df["sparsity_requested"] == sparsity]
+    for name, method in methods.items():
+        g = at[at["method"] == method]
+        for comp, v in g[g["metric"] == "sparsity"].groupby("task")["value"].mean().items():
+            glue_value(f"{name}_sp_{comp}", 100 * float(v))
+        for task, v in g[g["metric"] == "delta_t"].groupby("task")["value"].mean().items():
+            glue_value(f"{name}_dt_{task}", float(v))

@@ -1,0 +1,137 @@
+"""Tables the chapters show, from the tidy summaries (`results`): metrics per run, the AdapMTL paper's table shape,
+ablation and sensitivity tables, the validation-chosen comparison and the model sizes."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import pandas as pd
+
+from .config import RunConfig
+from .metrics import METRICS
+from .models import build_model
+from .results import load_summaries
+from .runner import summary_path
+from .store import read_summary
+
+
+def describe(cfg: RunConfig) -> pd.DataFrame:
+    """Size of each component of the model `cfg` builds."""
+    model = build_model(cfg.model, cfg.tasks)
+    rows = [{"component": name, "parameters": sum(p.numel() for p in mod.parameters())}
+            for name, mod in model.components().items()]
+    return pd.DataFrame(rows).set_index("component")
+
+
+def metric_summary(cfg: RunConfig, seeds: Iterable[int]) -> pd.DataFrame:
+    """Test metrics of `cfg`: mean and sd over seeds, one row per (task, metric), in the paper's order."""
+    df = load_summaries([cfg.run_id])
+    df = df[(df["split"] == "test") & df["seed"].isin(list(seeds))]
+    order = [(t, m) for t, ms in METRICS.items() for m, _ in ms]
+    g = df.groupby(["task", "metric"])["value"].agg(["mean", "std", "count"])
+    g = g.reindex([o for o in order if o in g.index])
+    higher = {(t, m): ("↑" if s > 0 else "↓") for t, ms in METRICS.items() for m, s in ms}
+    g.insert(0, "better", [higher[i] for i in g.index])
+    return g.rename(columns={"std": "sd", "count": "seeds"})
+
+
+def paper_table(df: pd.DataFrame, sparsity: float) -> pd.DataFrame:
+    """The AdapMTL paper's table shape at one sparsity: per-task metrics, per-task Δ_T, component sparsities (%),
+    overall Δ_T and Δp; mean over seeds, one row per method (dense first)."""
+    at = df[(df["sparsity_requested"] == sparsity) | (df["method"] == "dense")]
+    cols = [(t, m) for t, ms in METRICS.items() for m, _ in ms]
+    test = at[at["split"] == "test"]
+    rows = []
+    for method, g in test.groupby("method", sort=False):
+        row = {"method": method, "seeds": g["seed"].nunique()}
+        for t, m in cols:
+            row[f"{t}/{m}"] = g[(g["task"] == t) & (g["metric"] == m)]["value"].mean()
+        for t in list(METRICS) + ["mean"]:
+            row[f"Δ_T {t}"] = g[(g["task"] == t) & (g["metric"] == "delta_t")]["value"].mean()
+        row["Δp mean"] = g[(g["task"] == "mean") & (g["metric"] == "delta_p")]["value"].mean()
+        sp = at[(at["method"] == method) & (at["metric"] == "sparsity")]
+        for comp, v in sp.groupby("task")["value"].mean().items():
+            row[f"sparsity {comp} %"] = 100 * v
+        row["sparsity overall %"] = 100 * g["sparsity"].mean()
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("method")
+    order = ["dense"] + sorted(i for i in out.index if i != "dense")
+    return out.reindex([i for i in order if i in out.index])
+
+
+def size_table(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
+    """Bytes of the exported models: dense float32 vs the sparse format (bitmask + kept values), lowest seed of each
+    run."""
+    first: dict[str, tuple[RunConfig, int]] = {}
+    for cfg, seed in pairs:
+        if cfg.run_id not in first or seed < first[cfg.run_id][1]:
+            first[cfg.run_id] = (cfg, seed)
+    rows = []
+    for cfg, seed in first.values():
+        b = read_summary(summary_path(cfg, seed))["bytes"]
+        rows.append({"method": cfg.kind, "sparsity": cfg.pruning.sparsity, "dense float32 (KiB)":
+                     b["dense_float32"] / 1024, "sparse file (KiB)": b["sparse_file"] / 1024,
+                     "ratio": b["sparse_file"] / b["dense_float32"]})
+    return pd.DataFrame(rows).set_index(["method", "sparsity"]).sort_index()
+
+
+def sparsity_levels_table(df: pd.DataFrame, sparsities: Iterable[float]) -> pd.DataFrame:
+    """`paper_table` rows of the pruned runs, stacked over requested sparsities (index: sparsity, method)."""
+    return pd.concat({f"{s:.0%}": paper_table(df, s).drop(index="dense", errors="ignore") for s in sparsities},
+                     names=["requested"])
+
+
+def variant_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant (in the given order): Δ_T per task and mean (mean ± sd over seeds), achieved sparsity per
+    component and overall (%)."""
+    rows = []
+    for variant, g in df.groupby("variant", sort=False):
+        row = {"variant": variant, "seeds": g["seed"].nunique()}
+        for task in list(METRICS) + ["mean"]:
+            v = g[(g["metric"] == "delta_t") & (g["task"] == task)]["value"].astype(float)
+            row[f"Δ_T {task}"] = v.mean()
+            if task == "mean":
+                row["Δ_T mean sd"] = v.std()
+        sp = g[g["metric"] == "sparsity"].groupby("task")["value"].mean()
+        for comp in ["backbone", *METRICS]:
+            row[f"{comp} %"] = 100 * sp.get(comp, float("nan"))
+        row["overall %"] = 100 * g.drop_duplicates(["run_id", "seed"])["sparsity"].mean()
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def sensitivity_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Achieved overall sparsity (%) and mean Δ_T per (init, weight decay) of a `sensitivity_pairs` grid."""
+    runs = df.drop_duplicates(["run_id", "seed"]).set_index("run_id")
+    dt = df[(df["metric"] == "delta_t") & (df["task"] == "mean")].groupby("run_id")["value"].mean()
+    rows = []
+    for rid, r in runs.iterrows():
+        init, wd = (float(part.split()[1]) for part in r["variant"].split(", "))
+        rows.append({"init": init, "weight decay": wd, "achieved sparsity %": 100 * r["sparsity"], "Δ_T": dt.get(rid)})
+    return pd.DataFrame(rows)
+
+
+def best_table(df: pd.DataFrame, best: dict[float, RunConfig], method: str) -> pd.DataFrame:
+    """Per sparsity: `method` and the validation-chosen best baseline, mean Δ_T ± sd over seeds and achieved sparsity."""
+    rows = []
+    for s, cfg in best.items():
+        for name in (method, cfg.kind):
+            g = df[(df["method"] == name) & (df["sparsity_requested"] == s)]
+            dt = g[(g["metric"] == "delta_t") & (g["task"] == "mean")]["value"].astype(float)
+            rows.append({"requested": f"{s:.0%}", "method": name, "role": "ours" if name == method else "best baseline",
+                         "Δ_T mean": dt.mean(), "Δ_T sd": dt.std(), "seeds": dt.size,
+                         "achieved %": 100 * g.drop_duplicates(["run_id", "seed"])["sparsity"].mean()})
+    return pd.DataFrame(rows).set_index(["requested", "method"])
+
+
+def ablation_table(df: pd.DataFrame, group: str) -> pd.DataFrame:
+    return sensitivity_table(df) if group == "sensitivity" else variant_table(df)
+
+
+def paper_reference() -> pd.DataFrame:
+    """The AdapMTL paper's main table as its repository's README shows it (NYU-v2, MobileNetV2 backbone + ASPP heads,
+    90% overall sparsity, 40-class segmentation; transcribed in adapmtl.md §3.1), in `paper_table`'s column names."""
+    from importlib import resources
+
+    with resources.files("mtlprune").joinpath("reference/adapmtl_table2.csv").open() as fh:
+        return pd.read_csv(fh).set_index("method")
