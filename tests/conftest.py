@@ -1,12 +1,17 @@
-"""Shared fixtures: every test writes under pytest's tmp dirs (generated data per session, runs per test)."""
+"""Shared fixtures: every test writes under pytest's tmp dirs (generated data per session, runs per test); the smoke
+dense reference is trained once per session and copied into the stores of the tests that start from it."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
+from mtlprune import paths, runner
 from mtlprune.data import loading
-from mtlprune import runner
 from mtlprune.profiles import make_config
+from mtlprune.train import Runtime
 
 
 @pytest.fixture(scope="session")
@@ -26,4 +31,29 @@ def store(data_home, tmp_path, monkeypatch):
 
 @pytest.fixture
 def smoke_cfg():
+    return make_config("smoke")
+
+
+@pytest.fixture(scope="session")
+def _session_dense(data_home, tmp_path_factory):
+    """The smoke dense reference, seed 0, trained once for the whole session (in its own run store)."""
+    runs = tmp_path_factory.mktemp("session_runs")
+    saved = {k: os.environ.get(k) for k in ("MTLPRUNE_DATA", "MTLPRUNE_RUNS")}
+    os.environ.update(MTLPRUNE_DATA=str(data_home), MTLPRUNE_RUNS=str(runs))
+    try:
+        cfg = make_config("smoke")
+        runner.run(cfg, 0, Runtime(progress=False))
+        return paths.run_dir(cfg.run_id)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def smoke_dense(_session_dense, store):
+    """This test's store, holding the session's trained smoke dense reference (seed 0)."""
+    shutil.copytree(_session_dense, store / _session_dense.name)
     return make_config("smoke")

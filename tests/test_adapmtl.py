@@ -54,7 +54,7 @@ def test_one_threshold_object_per_group(method, groups):
 def test_weights_are_soft_thresholded_not_masked():
     model, strategy, ctx = _set_up("adapmtl")
     assert overall_sparsity(model) == 0.0  # the budget ramps up from the dense start
-    strategy.project(ctx, ctx.cfg.train.iterations)
+    strategy.mechanism.project(ctx, ctx.cfg.train.iterations)
     for layer in prunable_layers(model):
         w = original(layer.module)
         tau = torch.sigmoid(strategy.thresholds[layer.component])
@@ -71,7 +71,7 @@ def test_projection_hits_any_budget_whatever_the_learned_offsets(sparsity):
         for offset, p in zip([-2.0, 0.5, 1.5, 3.0], strategy.thresholds.values()):
             p.add_(offset)
     before = {g: float(p.detach()) for g, p in strategy.thresholds.items()}
-    strategy.project(ctx, ctx.cfg.train.iterations)  # past the ramp: the full target
+    strategy.mechanism.project(ctx, ctx.cfg.train.iterations)  # past the ramp: the full target
     assert abs(overall_sparsity(model) - sparsity) < 1e-3
     # one common shift: the learned differences between components survive the projection
     after = {g: float(p.detach()) for g, p in strategy.thresholds.items()}
@@ -85,12 +85,12 @@ def test_faithful_freeze_drops_threshold_gradients_once_the_target_is_reached():
     for p in strategy.thresholds.values():
         p.grad = torch.ones_like(p)
     strategy.before_step(ctx, 0)
-    assert all(p.grad is None for p in strategy.thresholds.values()) and strategy.frozen_steps == 1
+    assert all(p.grad is None for p in strategy.thresholds.values()) and strategy.mechanism.frozen_steps == 1
     model, strategy, ctx = _set_up("adapmtl", 0.5, mechanism="faithful")  # init −15: dense, keeps learning
     for p in strategy.thresholds.values():
         p.grad = torch.ones_like(p)
     strategy.before_step(ctx, 0)
-    assert all(p.grad is not None for p in strategy.thresholds.values()) and strategy.frozen_steps == 0
+    assert all(p.grad is not None for p in strategy.thresholds.values()) and strategy.mechanism.frozen_steps == 0
 
 
 def test_faithful_mechanism_shares_the_weights_group_and_controlled_has_its_own():

@@ -176,7 +176,7 @@ def test_a_corrupt_data_file_is_named(data_home):
 
 # ------------------------------------------------------------------------------------------------ 6/7: cached runs
 @pytest.fixture
-def pruned(store):
+def pruned(smoke_dense):
     """A smoke magnitude run and its dense reference, trained once in this test's store."""
     cfg = make_config("smoke", "magnitude_global", 0.9)
     runner.run(cfg, 0, runner.Runtime(progress=False))

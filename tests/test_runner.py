@@ -74,6 +74,7 @@ def test_same_seed_same_numbers_different_seed_different(smoke_cfg, store, monke
     assert runner.run(smoke_cfg, 1, QUIET)["metrics"] != a
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dense", "disparse_dynamic", "str", "adapmtl"])
 def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(method, store, monkeypatch):
     """SIGKILL after the first checkpoint, rerun: it resumes (masks, thresholds, RNG streams restored) and ends with

@@ -59,6 +59,15 @@ def load_manifest(path: Path | None = None) -> list[Chapter]:
         if not nb.exists():
             raise ValueError(f"{path}: chapter #{i} names {nb.name}, which does not exist in notebooks/")
         raw = entry.get("variants") or [{"name": "main", "parameters": {}}]
+        if "variants_from_catalogue" in entry:  # one variant per catalogued method of that role
+            from . import catalogue
+
+            role = entry["variants_from_catalogue"]
+            keys = catalogue.keys(role)
+            if not keys or "variants" in entry:
+                raise ValueError(f"{path}: chapter #{i}: variants_from_catalogue {role!r} names no catalogued role "
+                                 f"(or is given together with variants)")
+            raw = [{"name": k, "title": catalogue.label(k), "parameters": {"method": k}} for k in keys]
         variants = tuple(Variant(v["name"], dict(v.get("parameters") or {}), v.get("title")) for v in raw)
         per_profile = {p: dict(v or {}) for p, v in (entry.get("profile_parameters") or {}).items()}
         unknown_profiles = set(per_profile) - set(PROFILES)

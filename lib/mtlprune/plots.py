@@ -9,6 +9,7 @@ import seaborn as sns
 import torch
 from matplotlib.colors import ListedColormap
 
+from . import catalogue
 from .data.rooms import NYU13_CLASSES
 
 TASK_TITLES = {"seg": "Semantic segmentation", "depth": "Depth", "normal": "Surface normals"}
@@ -23,6 +24,25 @@ def set_style() -> None:
 
 
 set_style()
+
+
+def method_palette(values) -> dict[str, str]:
+    """The catalogue's fixed colour of every method (key or label; a multi-domain label with its sharing suffix takes
+    its method's colour, shaded per suffix); anything else gets a grey."""
+    colours = catalogue.colours()
+    out = {}
+    for v in dict.fromkeys(values):
+        base = str(v).split(" (")[0]
+        if v in colours:
+            out[v] = colours[v]
+        elif base in colours:
+            shade = sum(1 for k in out if str(k).startswith(base + " ("))
+            out[v] = sns.light_palette(colours[base], n_colors=6, reverse=True).as_hex()[min(shade, 4)]
+        else:
+            out[v] = "#7f7f7f"
+    return out
+
+
 SEG_CMAP = ListedColormap(sns.color_palette("tab20", 13).as_hex())
 
 
@@ -112,6 +132,7 @@ def delta_vs_sparsity(df: pd.DataFrame, metric: str = "delta_t") -> plt.Figure:
     for i, (ax, task) in enumerate(zip(axes, panels)):
         g = sub[sub["task"] == task]
         sns.lineplot(data=g, x="requested", y="value", hue="method", style="method", markers=True,
+                     palette=method_palette(sub["method"]),
                      dashes=False, errorbar="sd", ax=ax, legend=i == len(panels) - 1)
         ax.axhline(0, color="0.3", lw=0.8, ls=":")
         ax.set_title("Δ_T (mean over tasks)" if task == "mean" else f"Δ_T {TASK_TITLES[task]}")
@@ -194,6 +215,7 @@ def metrics_vs_sparsity(df: pd.DataFrame) -> plt.Figure:
     for i, (ax, (task, metric, label)) in enumerate(zip(axes.flat, HEADLINE_METRICS)):
         g = test[(test["task"] == task) & (test["metric"] == metric)]
         sns.lineplot(data=g[g["method"] != "dense"], x="requested", y="value", hue="method", style="method",
+                     palette=method_palette(g.loc[g["method"] != "dense", "method"]),
                      markers=True, dashes=False, errorbar="sd", ax=ax, legend=i == 2)
         dense = g[g["method"] == "dense"]["value"]
         if len(dense):
@@ -289,6 +311,7 @@ def mdl_accuracy(df: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(4.2 * ((len(panels) + 1) // 2), 7), sharex=True)
     for i, (ax, col) in enumerate(zip(axes.flat, panels)):
         sns.lineplot(data=switched, x="budget", y=col, hue="method", style="method", markers=True, dashes=False,
+                     palette=method_palette(switched["method"]),
                      errorbar="sd", ax=ax, legend=i == len(panels) - 1)
         for j, (name, g) in enumerate(flat.groupby("method")):
             ax.axhline(g[col].mean(), color=f"C{7 + j}", ls="--", lw=1, label=name)
@@ -309,6 +332,7 @@ def mdl_costs(df: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), sharex=True)
     for i, (ax, col) in enumerate(zip(axes, cols)):
         sns.lineplot(data=switched, x="budget", y=col, hue="method", style="method", markers=True, dashes=False,
+                     palette=method_palette(switched["method"]),
                      errorbar="sd", ax=ax, legend=i == 2)
         ax.axhline(1.0, color="0.2", ls=":", lw=1.2, label="one single-domain backbone")
         for j, (name, g) in enumerate(flat.groupby("method")):

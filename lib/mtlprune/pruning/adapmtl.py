@@ -52,63 +52,64 @@ from .masks import original
 from .masked import load_into_masked
 from .soft_threshold import STR
 
-MECHANISMS = ("controlled", "faithful")
 STARTS = ("dense", "scratch")
 LOGIT_RANGE = 30.0  # thresholds live in logit space; |s| <= 30 spans sigmoid 1e-13 .. 1 - 1e-13
 
 
-@STRATEGIES.register("adapmtl")
-class AdapMTL(STR):
-    granularity = "component"
-    default_weighting = "adaptive"
+class Mechanism:
+    """How AdapMTL reaches its overall sparsity: hooks the strategy forwards (no `if mechanism ==` in the method)."""
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.mechanism = param(self.params, "mechanism", "controlled", str, lambda v: v in MECHANISMS,
-                               f"one of {', '.join(MECHANISMS)}")
-        self.start = param(self.params, "start", "dense", str, lambda v: v in STARTS, f"one of {', '.join(STARTS)}")
-        self.init = param(self.params, "init", -15.0 if self.mechanism == "faithful" else 0.0, float,
-                          lambda v: -LOGIT_RANGE <= v <= LOGIT_RANGE, f"a logit in [-{LOGIT_RANGE}, {LOGIT_RANGE}]")
-        self.travel = param(self.params, "threshold_travel", 1.0, float, lambda v: v > 0, "> 0 (logit units)")
-        self.ramp = param(self.params, "ramp", 0.5, float, lambda v: 0 < v <= 1, "in (0, 1], fraction of the run")
-        self.every = param(self.params, "project_every", 4, int, lambda v: v >= 1, "an integer >= 1 (steps)")
-        self.needs_dense = self.start == "dense"
-        self.budget = 0.0  # controlled: the overall sparsity the last projection aimed at
-        self.frozen_steps = 0  # faithful: steps whose threshold gradients were dropped (target reached)
+    default_init = 0.0  # the thresholds' start (logit) when `init` is not given
 
-    def groups(self, model) -> dict[str, str]:
-        return {layer.name: layer.component for layer in prunable_layers(model)}
+    def __init__(self, owner: "AdapMTL") -> None:
+        self.owner = owner
 
     def setup(self, ctx: TrainContext) -> None:
-        if ctx.dense_state is not None:
-            load_into_masked(ctx.model, ctx.dense_state)
-        with torch.no_grad():
-            for p in self.thresholds.values():
-                p.fill_(self.init)
-        if self.mechanism == "controlled":
-            self.project(ctx, 0)
+        pass
 
-    def param_groups(self, model, train) -> list[dict[str, Any]]:
-        if self.mechanism == "faithful":
-            return []  # the code's single Adam group: same learning rate and weight decay as the weights
-        return [{"params": list(self.thresholds.values()), "lr": self.travel / train.iterations}]
+    def param_groups(self, train) -> list[dict[str, Any]]:
+        return []
 
-    # -- faithful: the freeze rule ------------------------------------------------------------------------------------
     def before_step(self, ctx: TrainContext, step: int) -> None:
-        if self.mechanism == "faithful" and overall_sparsity(ctx.model) >= self.cfg.sparsity:
-            for p in self.thresholds.values():
-                p.grad = None  # Adam skips a parameter without a gradient: no update, no weight decay
-            self.frozen_steps += 1
+        pass
 
-    # -- controlled: the budget projection ----------------------------------------------------------------------------
     def after_step(self, ctx: TrainContext, step: int) -> None:
-        if self.mechanism == "controlled" and (step % self.every == 0 or step == ctx.cfg.train.iterations):
+        pass
+
+    def scalars(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class Controlled(Mechanism):
+    """Beyond the paper: every `project_every` steps all thresholds shift by the smallest common logit offset δ that
+    prunes the budget (a cubic ramp to the target over `ramp` of the run); the learned thresholds (their own Adam group,
+    learning rate `threshold_travel` / iterations) set the allocation between components."""
+
+    def __init__(self, owner: "AdapMTL") -> None:
+        super().__init__(owner)
+        self.budget = 0.0  # the overall sparsity the last projection aimed at
+
+    def setup(self, ctx: TrainContext) -> None:
+        self.project(ctx, 0)
+
+    def param_groups(self, train) -> list[dict[str, Any]]:
+        return [{"params": list(self.owner.thresholds.values()), "lr": self.owner.travel / train.iterations}]
+
+    def after_step(self, ctx: TrainContext, step: int) -> None:
+        if step % self.owner.every == 0 or step == ctx.cfg.train.iterations:
             self.project(ctx, step)
 
     def budget_at(self, step: int, iterations: int) -> float:
-        if self.start == "scratch":  # nothing to keep from a random start: hold the target from the first step
-            return self.cfg.sparsity
-        return cubic_ramp(self.cfg.sparsity, step, 0.0, self.ramp * iterations)
+        o = self.owner
+        if o.start == "scratch":  # nothing to keep from a random start: hold the target from the first step
+            return o.cfg.sparsity
+        return cubic_ramp(o.cfg.sparsity, step, 0.0, o.ramp * iterations)
 
     @torch.no_grad()
     def project(self, ctx: TrainContext, step: int) -> None:
@@ -121,29 +122,103 @@ class AdapMTL(STR):
             slack.append((torch.log(a) - torch.log1p(-a) - s).reshape(-1))
         z = torch.cat(slack)
         k = int(round(self.budget * z.numel()))
+        thresholds = self.owner.thresholds.values()
         if k == 0:
-            delta = -LOGIT_RANGE - float(max(p.max() for p in self.thresholds.values()))
+            delta = -LOGIT_RANGE - float(max(p.max() for p in thresholds))
         else:
             # nudge above the k-th value so float32 rounding in the forward pass still prunes it
             kth = float(z.kthvalue(k).values)
             delta = kth + 1e-6 * max(1.0, abs(kth))
-        for p in self.thresholds.values():
+        for p in thresholds:
             p.add_(delta).clamp_(-LOGIT_RANGE, LOGIT_RANGE)
+
+    def scalars(self) -> dict[str, float]:
+        return {"budget": self.budget}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"budget": self.budget}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.budget = state["budget"]
+
+
+class Faithful(Mechanism):
+    """The official code: thresholds in the weights' Adam group (same learning rate, coupled weight decay), start at
+    `init` (the code's sInit, −15), and their gradients are dropped once the overall sparsity reaches the target."""
+
+    default_init = -15.0
+
+    def __init__(self, owner: "AdapMTL") -> None:
+        super().__init__(owner)
+        self.frozen_steps = 0  # steps whose threshold gradients were dropped (target reached)
+
+    def before_step(self, ctx: TrainContext, step: int) -> None:
+        if overall_sparsity(ctx.model) >= self.owner.cfg.sparsity:
+            for p in self.owner.thresholds.values():
+                p.grad = None  # Adam skips a parameter without a gradient: no update, no weight decay
+            self.frozen_steps += 1
+
+    def scalars(self) -> dict[str, float]:
+        return {"frozen_steps": float(self.frozen_steps)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frozen_steps": self.frozen_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.frozen_steps = state["frozen_steps"]
+
+
+MECHANISMS: dict[str, type[Mechanism]] = {"controlled": Controlled, "faithful": Faithful}
+
+
+@STRATEGIES.register("adapmtl")
+class AdapMTL(STR):
+    granularity = "component"
+    default_weighting = "adaptive"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        name = param(self.params, "mechanism", "controlled", str, lambda v: v in MECHANISMS,
+                     f"one of {', '.join(MECHANISMS)}")
+        self.mechanism = MECHANISMS[name](self)
+        self.start = param(self.params, "start", "dense", str, lambda v: v in STARTS, f"one of {', '.join(STARTS)}")
+        self.init = param(self.params, "init", self.mechanism.default_init, float,
+                          lambda v: -LOGIT_RANGE <= v <= LOGIT_RANGE, f"a logit in [-{LOGIT_RANGE}, {LOGIT_RANGE}]")
+        self.travel = param(self.params, "threshold_travel", 1.0, float, lambda v: v > 0, "> 0 (logit units)")
+        self.ramp = param(self.params, "ramp", 0.5, float, lambda v: 0 < v <= 1, "in (0, 1], fraction of the run")
+        self.every = param(self.params, "project_every", 4, int, lambda v: v >= 1, "an integer >= 1 (steps)")
+        self.needs_dense = self.start == "dense"
+
+    def groups(self, model) -> dict[str, str]:
+        return {layer.name: layer.component for layer in prunable_layers(model)}
+
+    def setup(self, ctx: TrainContext) -> None:
+        if ctx.dense_state is not None:
+            load_into_masked(ctx.model, ctx.dense_state)
+        with torch.no_grad():
+            for p in self.thresholds.values():
+                p.fill_(self.init)
+        self.mechanism.setup(ctx)
+
+    def param_groups(self, model, train) -> list[dict[str, Any]]:
+        return self.mechanism.param_groups(train)
+
+    def before_step(self, ctx: TrainContext, step: int) -> None:
+        self.mechanism.before_step(ctx, step)
+
+    def after_step(self, ctx: TrainContext, step: int) -> None:
+        self.mechanism.after_step(ctx, step)
 
     def scalars(self) -> dict[str, float]:
         out = {f"threshold/{g}": float(torch.sigmoid(p.detach())) for g, p in self.thresholds.items()
                if self.granularity != "layer"}
-        if self.mechanism == "controlled":
-            out["budget"] = self.budget
-        else:
-            out["frozen_steps"] = float(self.frozen_steps)
-        return out
+        return {**out, **self.mechanism.scalars()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"budget": self.budget, "frozen_steps": self.frozen_steps}
+        return self.mechanism.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.budget, self.frozen_steps = state["budget"], state["frozen_steps"]
+        self.mechanism.load_state_dict(state)
 
 
 @STRATEGIES.register("adapmtl_global_threshold")

@@ -1,0 +1,67 @@
+"""The library's shape: no import cycles among module-level imports, no method names in the training loops, and the
+catalogue as the one list of methods."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from mtlprune import catalogue, paths
+
+LIB = paths.REPO_ROOT / "lib"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(LIB).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _top_level_imports(path: Path, name: str) -> set[str]:
+    """Modules of this package imported at module level (imports inside functions are deliberate late imports)."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("mtlprune"):
+                out.add(target)
+                out.update(f"{target}.{a.name}" for a in node.names)  # `from . import x` imports module x
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("mtlprune"))
+    return out
+
+
+def test_no_import_cycles():
+    files = {_module_name(p): p for p in (LIB / "mtlprune").rglob("*.py")}
+    graph = {m: {t for t in _top_level_imports(p, m) if t in files and t != m} for m, p in files.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for t in graph[m]:
+            if state.get(t) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(t):] + [t]))
+            if t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert len(graph) > 40
+
+
+def test_training_loops_name_no_method():
+    keys = set(catalogue.keys()) | {m.key for m in catalogue.MULTI_DOMAIN}
+    for loop in ("train.py", "mdl/train.py", "runner.py", "mdl/runner.py", "store.py", "execute.py"):
+        source = (LIB / "mtlprune" / loop).read_text()
+        named = {k for k in keys if f'"{k}"' in source or f"'{k}'" in source}
+        assert not named, f"{loop} names methods {sorted(named)}: use the hooks"
