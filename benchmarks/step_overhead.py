@@ -33,11 +33,12 @@ def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device:
     cfg = make_config(profile, method, 0.0 if method == "dense" else 0.9)
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.tasks).to(device).train()
+    dense_state = plain_state_dict(model)  # the weights a pruned run starts from (before any reparametrization)
     weighting = build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params), cfg.train.iterations)
     strategy = build_strategy(cfg.pruning)
     strategy.install(model)
     ctx = TrainContext(model=model, cfg=cfg, device=device, train_batches=lambda: iter(()),
-                       dense_state=plain_state_dict(model) if strategy.needs_dense else None)
+                       dense_state=dense_state if strategy.needs_dense else None)
     strategy.setup(ctx)
     opt = build_optimizer(model, weighting, strategy, cfg.train)
     state = {"step": 0}

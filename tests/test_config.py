@@ -17,17 +17,17 @@ from mtlprune.profiles import PROFILE_SETTINGS, make_config
 # when a value the run uses changes (a profile's setting, a dataclass default, a method's default hyperparameter) or
 # `identity.SCHEMA` is bumped: say so in the change, since every cached run of it is recomputed.
 PINNED = {
-    ("smoke", "dense"): "dense-6327ef63ca45",
-    ("quick", "dense"): "dense-8fcfe74afb7a",
-    ("full", "dense"): "dense-226f6d275126",
-    ("smoke", "adapmtl"): "adapmtl-c6b216162cf7",
-    ("quick", "adapmtl"): "adapmtl-6d883ada4f57",
-    ("full", "adapmtl"): "adapmtl-15778264bc0a",
+    ("smoke", "dense"): "dense-d71860400c62",
+    ("quick", "dense"): "dense-ace6a107db3f",
+    ("full", "dense"): "dense-f8ae088e77e1",
+    ("smoke", "adapmtl"): "adapmtl-1b421ba2c1cc",
+    ("quick", "adapmtl"): "adapmtl-623f8c9818e9",
+    ("full", "adapmtl"): "adapmtl-712687aa12b6",
 }
 PINNED_MDL = {
-    ("smoke", "budget_aware"): ("mdl-budget_aware-bc7de0e2b7e9", "mdlsource-2fea5cc7aa03"),
-    ("quick", "budget_aware"): ("mdl-budget_aware-61d7523f4b35", "mdlsource-db02155b2287"),
-    ("full", "individual"): ("mdl-individual-3fe9f14b8e33", "mdlsource-2a3a0108a2b5"),
+    ("smoke", "budget_aware"): ("mdl-budget_aware-e7d1d1936812", "mdlsource-276c1870f708"),
+    ("quick", "budget_aware"): ("mdl-budget_aware-50ae6df67336", "mdlsource-81288cc60def"),
+    ("full", "individual"): ("mdl-individual-9025d2fe3164", "mdlsource-bca904f38c8a"),
 }
 
 

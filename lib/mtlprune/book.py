@@ -7,6 +7,8 @@ reading, never rendered), the others still build, and the command exits non-zero
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -135,6 +137,35 @@ def execute_chapter(chapter: Chapter, variant: Variant, profile: str, out_dir: P
 
 
 RUNNING = ".running"  # inside book/generated/: notebooks being executed (never rendered)
+EXECUTED = ".executed.json"  # inside book/generated/: what each executed notebook was executed from
+
+
+def _sha(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:16]
+
+
+def library_fingerprint() -> str:
+    """Every source file of the library (a changed line anywhere may change what a notebook shows)."""
+    files = sorted((paths.REPO_ROOT / "lib" / "mtlprune").rglob("*.py"))
+    return _sha(*[str(f.relative_to(paths.REPO_ROOT)).encode() + f.read_bytes() for f in files])
+
+
+def store_fingerprint() -> str:
+    """The run store's completed runs: every summary.json by path, size and modification time."""
+    root = paths.runs_root()
+    entries = sorted(f"{p.relative_to(root)}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                     for p in root.glob("*/seed_*/summary.json")) if root.exists() else []
+    return _sha(str(root).encode(), "\n".join(entries).encode())
+
+
+def notebook_key(chapter: Chapter, variant: Variant, profile: str, library: str) -> str:
+    """What an executed notebook depends on besides the runs: its source, its parameters, the library."""
+    source = (paths.notebooks_dir() / f"{chapter.notebook}.ipynb").read_bytes()
+    params = json.dumps(_parameters(chapter, variant, profile), sort_keys=True, default=str).encode()
+    return _sha(source, params, library.encode(), (variant.title or "").encode())
 
 
 def write_toc(chapters: list[Chapter], done: set[str], book: Path) -> None:
@@ -157,8 +188,6 @@ def write_toc(chapters: list[Chapter], done: set[str], book: Path) -> None:
 def build_book(book: Path, pages: set[str] | None = None) -> int:
     """Build the book; when the set of rendered pages changed since the last build (a chapter failed or was added),
     rebuild every page and delete the removed pages' HTML, so no page or link to a stale chapter survives."""
-    import json
-
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(book), "--keep-going"]
     record = book / "_build" / "pages.json"
@@ -206,10 +235,27 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
     started = time.perf_counter()
     todo = [(c, v) for c in chapters for v in c.variants if not only or c.notebook in only]
     if not book_only:
+        # A notebook whose source, parameters and library are unchanged, and whose run store holds the same
+        # completed runs as when it last executed, is not executed again: its executed copy is what it would produce.
+        record_path = out_dir / EXECUTED
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        library = library_fingerprint()
+        keys = {}
         for i, (ch, v) in enumerate(todo, 1):
+            stem = ch.output_stem(v)
+            keys[stem] = notebook_key(ch, v, profile, library)
+            if (record.get(stem) == {"key": keys[stem], "store": store_fingerprint()}
+                    and (out_dir / f"{stem}.ipynb").exists()):
+                print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) unchanged: not re-executed", flush=True)
+                continue
+            record.pop(stem, None)
             print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}, profile {profile}) ...", flush=True)
             try:
                 path, secs = execute_chapter(ch, v, profile, out_dir)
+                record[stem] = {"key": keys[stem]}
                 print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) done in {secs:.0f} s", flush=True)
             except Exception as exc:  # noqa: BLE001 - report, keep the partial notebook, go on with the others
                 failed_dir.mkdir(parents=True, exist_ok=True)
@@ -222,6 +268,11 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
                 failures.append(f"{ch.notebook} ({v.name}): {type(exc).__name__}: {str(exc).strip()[-600:]}"
                                 f"\n    partial notebook: {kept}")
                 print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) FAILED", flush=True)
+        final = store_fingerprint()  # the runs every notebook of this study has seen by its end
+        for stem, entry in record.items():
+            if stem in keys and entry.get("key") == keys[stem]:
+                entry["store"] = final
+        record_path.write_text(json.dumps(record, indent=1, sort_keys=True))
     done = {p.stem for p in out_dir.glob("*.ipynb")}
     write_toc(chapters, done, book)
     listed = {c.output_stem(v) for c in chapters for v in c.variants}

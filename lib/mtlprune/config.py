@@ -54,6 +54,7 @@ class TrainConfig:
     lr_step: float = 0.2  # step schedule: decay every this fraction of `iterations` (AdapMTL: 4000 of 20000)
     lr_gamma: float = 0.5
     eval_batch_size: int = 64
+    precision: str = "float32"  # float32 | bf16 (autocast: convolutions and matmuls in bfloat16, on CPU or CUDA)
 
 
 @dataclass(frozen=True)

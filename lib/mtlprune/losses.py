@@ -16,17 +16,18 @@ def seg_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor
     return F.cross_entropy(pred.float(), batch["label"], ignore_index=IGNORE_INDEX)
 
 
+# Means over the valid pixels as masked sums (no boolean indexing: it synchronises on a nonzero() and gathers)
 def depth_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     gt = batch["depth"]
-    valid = gt > 0
-    return (pred.float() - gt).abs()[valid].mean() if valid.any() else pred.sum() * 0.0
+    valid = (gt > 0).to(gt.dtype)
+    return ((pred.float() - gt).abs() * valid).sum() / valid.sum().clamp_min(1.0)
 
 
 def normal_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     gt = batch["normal"]
-    valid = gt.abs().sum(1) > 0
+    valid = (gt.abs().sum(1) > 0).to(gt.dtype)
     cos = (pred.float() * gt).sum(1)
-    return (1 - cos)[valid].mean() if valid.any() else pred.sum() * 0.0
+    return ((1 - cos) * valid).sum() / valid.sum().clamp_min(1.0)
 
 
 LOSSES = {"seg": seg_loss, "depth": depth_loss, "normal": normal_loss}

@@ -20,6 +20,8 @@ import math
 import numpy as np
 import torch
 
+from .models.multitask import unit_vectors
+
 NUM_CLASSES = 13
 
 # (metric, +1 if higher is better else -1), in the order of the AdapMTL table; these enter Δ_T and Δp.
@@ -46,7 +48,7 @@ class TaskMeters:
     def update(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> None:
         if "seg" in preds:
             gt = batch["label"].reshape(-1).cpu()
-            pr = preds["seg"].argmax(1).reshape(-1).cpu()
+            pr = preds["seg"].max(1).indices.reshape(-1).cpu()  # = argmax(1) (first maximum), 8x faster on CPU
             keep = gt >= 0
             idx = gt[keep] * self.num_classes + pr[keep]
             self.conf += torch.bincount(idx, minlength=self.num_classes ** 2).reshape(self.num_classes, -1)
@@ -64,8 +66,8 @@ class TaskMeters:
             gt = batch["normal"].float().cpu()
             pr = preds["normal"].float().cpu()
             valid = gt.abs().sum(1) > 0
-            gtn = torch.nn.functional.normalize(gt, dim=1)
-            prn = torch.nn.functional.normalize(pr, dim=1)
+            gtn = unit_vectors(gt)  # = F.normalize(dim=1), without its slow CPU kernel
+            prn = unit_vectors(pr)
             cos = (gtn * prn).sum(1)[valid].clamp(-1, 1).double()
             ang = torch.rad2deg(torch.acos(cos))
             bins = (ang / 180.0 * _ANGLE_BINS).long().clamp(0, _ANGLE_BINS - 1)

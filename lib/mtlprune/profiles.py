@@ -46,7 +46,7 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "model.head_width": 8, "model.head_rates": (1, 2), "model.dropout": 0.0,
         "train.iterations": 6, "train.batch_size": 8, "train.lr": 1e-3, "train.betas": (0.9, 0.999),
         "train.weight_decay": 1e-4, "train.lr_schedule": "step", "train.lr_step": 0.2, "train.lr_gamma": 0.5,
-        "train.eval_batch_size": 16,
+        "train.eval_batch_size": 16, "train.precision": "float32",
     },
     # quick: the CPU study (the dense reference in <= 3 min on 2 cores)
     "quick": {
@@ -57,7 +57,7 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "model.head_width": 32, "model.head_rates": (1, 2, 3, 4), "model.dropout": 0.0,
         "train.iterations": 600, "train.batch_size": 32, "train.lr": 1e-3, "train.betas": (0.9, 0.999),
         "train.weight_decay": 1e-4, "train.lr_schedule": "step", "train.lr_step": 0.2, "train.lr_gamma": 0.5,
-        "train.eval_batch_size": 64,
+        "train.eval_batch_size": 64, "train.precision": "float32",
     },
     # full: the AdapMTL/DiSparse NYU-v2 recipe (adapmtl.md §1.6): real data, DeepLab-ResNet34 with ASPP heads of
     # width 1024, 20k iterations, batch 16, Adam lr 1e-3 halved every 4k
@@ -67,7 +67,7 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "model.head_width": 1024, "model.head_rates": (6, 12, 18, 24), "model.dropout": 0.5,
         "train.iterations": 20000, "train.batch_size": 16, "train.lr": 1e-3, "train.betas": (0.9, 0.999),
         "train.weight_decay": 1e-4, "train.lr_schedule": "step", "train.lr_step": 0.2, "train.lr_gamma": 0.5,
-        "train.eval_batch_size": 16,
+        "train.eval_batch_size": 16, "train.precision": "bf16",  # bf16 autocast on the GPU, as the papers' AMP
     },
 }
 

@@ -40,6 +40,7 @@ def validate(cfg: RunConfig) -> None:
         (_finite(t.weight_decay) and t.weight_decay >= 0, f"train.weight_decay must be >= 0, got {t.weight_decay}"),
         (t.lr_schedule in ("step", "cosine", "constant"),
          f"train.lr_schedule {t.lr_schedule!r} unknown; valid: step, cosine, constant"),
+        (t.precision in ("float32", "bf16"), f"train.precision {t.precision!r} unknown; valid: float32, bf16"),
         (0 < t.lr_step <= 1, f"train.lr_step must be in (0, 1], got {t.lr_step}"),
         (0 < t.lr_gamma <= 1, f"train.lr_gamma must be in (0, 1], got {t.lr_gamma}"),
         (m.width >= 1, f"model.width must be an integer >= 1, got {m.width}"),

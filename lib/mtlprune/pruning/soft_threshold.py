@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -31,7 +32,34 @@ class SoftThreshold(nn.Module):
         self.sparse_threshold = sparse_threshold
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return torch.sign(w) * torch.relu(w.abs() - torch.sigmoid(self.sparse_threshold))
+        # The threshold's gradient is not taken through autograd but by `threshold_gradients` after the backward pass
+        # (the same number, fewer passes over the weights); here λ = sigmoid(s) is a constant.
+        t = torch.sigmoid(self.sparse_threshold.detach())
+        if w.device.type != "cpu":  # reading λ as a number below would synchronise once per layer on a GPU
+            return torch.sign(w) * torch.relu(w.abs() - t)
+        # softshrink keeps W − λ above λ and W + λ below −λ, which is sign(W)·(|W| − λ), in one pass (its backward,
+        # dS/dW = 1 where kept, in one more)
+        return F.softshrink(w, float(t))
+
+
+@torch.no_grad()
+def threshold_gradients(model) -> None:
+    """dL/ds of every soft threshold, after the backward pass: with S = sign(W)·ReLU(|W| − λ), λ = sigmoid(s),
+    dL/dλ = −Σ dL/dS · sign(W) over the kept weights, and dL/dW = dL/dS exactly there (0 elsewhere), so
+    dL/ds = −λ(1 − λ) Σ_layers ⟨dL/dW, sign(W)⟩. Accumulated into `s.grad` (one threshold may serve many layers), as
+    autograd would; the optimizer then treats s like any parameter (its weight decay included)."""
+    total: dict[int, tuple[nn.Parameter, torch.Tensor]] = {}
+    for layer in prunable_layers(model):
+        w = original(layer.module)
+        if w.grad is None:
+            continue
+        s = layer.module.parametrizations.weight[0].sparse_threshold
+        part = torch.dot(w.grad.reshape(-1), w.detach().sign().reshape(-1))
+        total[id(s)] = (s, total[id(s)][1] + part if id(s) in total else part)
+    for s, dot in total.values():
+        t = torch.sigmoid(s.detach())
+        g = -dot * t * (1 - t)
+        s.grad = g.reshape(s.shape) if s.grad is None else s.grad + g
 
 
 def install_soft_thresholds(model, group_of: dict[str, str], s_init: float = 0.0) -> dict[str, nn.Parameter]:
@@ -85,6 +113,9 @@ class STR(PruningStrategy):
         with torch.no_grad():
             for p in self.thresholds.values():
                 p.fill_(s0)
+
+    def before_step(self, ctx: TrainContext, step: int) -> None:
+        threshold_gradients(ctx.model)
 
     def scalars(self):
         return {f"threshold/{g}": float(torch.sigmoid(p.detach())) for g, p in self.thresholds.items()
