@@ -37,6 +37,7 @@ def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device:
     weighting = build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params), cfg.train.iterations)
     strategy = build_strategy(cfg.pruning)
     strategy.install(model)
+    model.to(device)  # as train.fit does: masks and thresholds join the model's device
     ctx = TrainContext(model=model, cfg=cfg, device=device, train_batches=lambda: iter(()),
                        dense_state=dense_state if strategy.needs_dense else None)
     strategy.setup(ctx)

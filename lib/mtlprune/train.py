@@ -52,8 +52,14 @@ def pick_device(preference: str = "auto") -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed every generator; on CUDA also ask for deterministic kernels (cuDNN without autotuning, cuBLAS with a
+    fixed workspace), so the same seed gives the same numbers there too (a warning names any op without one)."""
     torch.manual_seed(seed)
     if torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.cuda.manual_seed_all(seed)
 
 
@@ -166,6 +172,7 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
     """
     strategy.install(model)
     device = ctx.device
+    model.to(device)  # what `install` added (masks, thresholds) joins the model's device; parameters keep identity
     tasks = tuple(model.heads.keys())
     opt = build_optimizer(model, weighting, strategy, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))

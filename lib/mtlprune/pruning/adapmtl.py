@@ -179,7 +179,8 @@ def kth_smallest(z: torch.Tensor, k: int, sample: int = 4096, margin: float = 0.
     n = z.numel()
     if n <= 4 * sample:
         return z.kthvalue(k).values
-    probe = z[torch.linspace(0, n - 1, sample).long()].sort().values
+    # integer positions (a float linspace can round its last index up to n)
+    probe = z[torch.arange(sample, device=z.device) * (n - 1) // (sample - 1)].sort().values
     q = k / n
     lo = probe[max(0, int((q - margin) * sample))]
     hi = probe[min(sample - 1, int((q + margin) * sample) + 1)]

@@ -20,9 +20,10 @@ from ..models import MultiTaskNet, prunable_layers
 
 
 class WeightMask(nn.Module):
-    def __init__(self, shape: torch.Size) -> None:
+    def __init__(self, shape: torch.Size, device: torch.device | str = "cpu") -> None:
         super().__init__()
-        self.register_buffer("mask", torch.ones(shape))
+        # on the weight's device: registering a parametrization evaluates it once, on the weight
+        self.register_buffer("mask", torch.ones(shape, device=device))
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return w * self.mask
@@ -32,7 +33,8 @@ def install_masks(model: MultiTaskNet) -> None:
     """Give every prunable weight an all-ones mask (idempotent); call before loading a pruned state dict."""
     for layer in prunable_layers(model):
         if not parametrize.is_parametrized(layer.module, "weight"):
-            parametrize.register_parametrization(layer.module, "weight", WeightMask(layer.module.weight.shape))
+            w = layer.module.weight
+            parametrize.register_parametrization(layer.module, "weight", WeightMask(w.shape, w.device))
 
 
 def _mask_module(module: nn.Module) -> WeightMask:

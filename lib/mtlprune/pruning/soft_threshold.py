@@ -58,7 +58,7 @@ def threshold_gradients(model) -> None:
         total[id(s)] = (s, total[id(s)][1] + part if id(s) in total else part)
     for s, dot in total.values():
         t = torch.sigmoid(s.detach())
-        g = -dot * t * (1 - t)
+        g = (-dot * t * (1 - t)).to(s.device)
         s.grad = g.reshape(s.shape) if s.grad is None else s.grad + g
 
 
@@ -70,10 +70,14 @@ def install_soft_thresholds(model, group_of: dict[str, str], s_init: float = 0.0
             thresholds[group_of[layer.name]] = layer.module.parametrizations.weight[0].sparse_threshold
             continue
         g = group_of[layer.name]
-        if g not in thresholds:
-            thresholds[g] = nn.Parameter(torch.tensor(float(s_init)))
+        if g not in thresholds:  # on the weights' device (a CPU threshold would stay behind a model moved to CUDA)
+            thresholds[g] = nn.Parameter(torch.tensor(float(s_init), device=original_or_weight(layer.module).device))
         parametrize.register_parametrization(layer.module, "weight", SoftThreshold(thresholds[g]))
     return thresholds
+
+
+def original_or_weight(module: nn.Module) -> torch.Tensor:
+    return module.weight if not parametrize.is_parametrized(module, "weight") else original(module)
 
 
 def logit(p: float) -> float:
