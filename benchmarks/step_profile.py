@@ -13,6 +13,7 @@ bf16 matmul measured in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from collections import defaultdict
@@ -25,7 +26,13 @@ from mtlprune.models import build_model
 from mtlprune.profiles import make_config
 from mtlprune.pruning import TrainContext, build_strategy
 from mtlprune.pruning.masks import plain_state_dict
-from mtlprune.train import augment, build_optimizer, iterate_batches, step_autocast
+from mtlprune.train import augment, build_optimizer, iterate_batches
+
+try:
+    from mtlprune.train import step_autocast
+except ImportError:  # an older revision (PYTHONPATH=<its lib>): float32 only, no precision field
+    def step_autocast(cfg, device):
+        return contextlib.nullcontext()
 from mtlprune.weighting import build_weighting
 
 SIZE = {"quick": (48, 64), "full": (288, 384)}
