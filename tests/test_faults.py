@@ -255,12 +255,20 @@ def test_a_corrupt_source_network_names_the_fix(capsys, store):
 
 
 # ------------------------------------------------------------------------------------------------ 10/11: the book
-def test_a_failed_chapter_removes_its_old_page_and_a_killed_one_is_never_rendered(tmp_path, monkeypatch):
+@pytest.fixture
+def one_chapter_book(monkeypatch) -> list:
+    """A manifest of one chapter whose book build only records the pages it would render."""
     chapter = book.Chapter("01_dense_reference", "Dense", (book.Variant("main"),))
     monkeypatch.setattr(book, "load_manifest", lambda: [chapter])
     monkeypatch.setattr(book, "_check_parameters", lambda *a: None)
-    built = []
+    built: list = []
     monkeypatch.setattr(book, "build_book", lambda b, pages=None: built.append(pages) or 0)
+    return built
+
+
+def test_a_failed_chapter_removes_its_old_page_and_a_killed_one_is_never_rendered(tmp_path, monkeypatch,
+                                                                                  one_chapter_book):
+    built = one_chapter_book
     out_dir = tmp_path / "generated"
     out_dir.mkdir()
     (out_dir / "01_dense_reference.ipynb").write_text("{}")  # the page of an earlier, successful study
@@ -278,12 +286,8 @@ def test_a_failed_chapter_removes_its_old_page_and_a_killed_one_is_never_rendere
     assert built == [set()]  # the book is built without that chapter
 
 
-def test_book_only_ignores_notebooks_left_half_executed(tmp_path, monkeypatch):
-    chapter = book.Chapter("01_dense_reference", "Dense", (book.Variant("main"),))
-    monkeypatch.setattr(book, "load_manifest", lambda: [chapter])
-    monkeypatch.setattr(book, "_check_parameters", lambda *a: None)
-    built = []
-    monkeypatch.setattr(book, "build_book", lambda b, pages=None: built.append(pages) or 0)
+def test_book_only_ignores_notebooks_left_half_executed(tmp_path, one_chapter_book):
+    built = one_chapter_book
     (tmp_path / "generated" / book.RUNNING).mkdir(parents=True)
     (tmp_path / "generated" / book.RUNNING / "01_dense_reference.ipynb").write_text("{half}")
     assert book.build_study("smoke", book_only=True, book=tmp_path) == 0

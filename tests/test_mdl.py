@@ -140,14 +140,49 @@ def test_cli_contract_smoke_budget_half():
     assert all(u <= 0.5 + 1e-6 for u in out["usage"].values())  # the projection holds every domain's budget
 
 
-def test_same_seed_same_numbers():
+def test_same_seed_same_numbers(store, monkeypatch):
     from mtlprune.mdl.runner import run_mdl
 
     cfg = make_mdl_config("smoke", "budget_aware", 0.5, overrides={"train.iterations": 4})
     first = run_mdl(cfg, 0, progress=False)
-    (paths.seed_dir(cfg.run_id, 0) / "summary.json").unlink()
+    monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / "fresh"))  # a new store: everything trains again
     again = run_mdl(cfg, 0, progress=False)
     assert again["accuracy"] == first["accuracy"] and again["usage"] == first["usage"]
+
+
+@pytest.mark.parametrize("method", ["budget_aware", "individual"])
+def test_a_killed_multi_domain_run_resumes_to_the_same_numbers(method, store, monkeypatch):
+    """Killed mid-training (after a checkpoint), rerun: it resumes from the checkpoint and ends with exactly the
+    numbers and history of an uninterrupted run; the killed attempt leaves no summary."""
+    from mtlprune.mdl import train
+    from mtlprune.mdl.runner import run_mdl, source_model
+    from mtlprune.store import read_history
+
+    cfg = make_mdl_config("smoke", method, 0.5 if method == "budget_aware" else 1.0,
+                          overrides={"train.iterations": 20})
+    straight = run_mdl(cfg, 0, progress=False)
+    straight_history = read_history(paths.seed_dir(cfg.run_id, 0))
+    monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / "killed"))
+    source_model(cfg.source, progress=False)  # pretrained first: the kill below hits the method's training
+    batches, calls = train._batches, {"n": 0}
+
+    def dies_at_step_15(*args):
+        calls["n"] += 1
+        if calls["n"] == 15:  # inside the first network's run, after its checkpoint at step 14
+            raise KeyboardInterrupt("killed")
+        return batches(*args)
+
+    monkeypatch.setattr(train, "_batches", dies_at_step_15)
+    with pytest.raises(KeyboardInterrupt):
+        run_mdl(cfg, 0, progress=False)
+    out = paths.seed_dir(cfg.run_id, 0)
+    assert not (out / "summary.json").exists()
+    assert torch.load(out / "checkpoint_0.pt", weights_only=False)["step"] == 14  # saved every 2 of 20 steps
+    monkeypatch.setattr(train, "_batches", batches)
+    resumed = run_mdl(cfg, 0, progress=False)
+    assert calls["n"] == 15  # the wrapper is gone: the rerun did not start over through it
+    assert resumed["accuracy"] == straight["accuracy"]
+    assert read_history(out) == straight_history
 
 
 def test_bad_mdl_input_is_named():

@@ -12,6 +12,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]  # lib/mtlprune/paths.py -> repository root (editable install)
 
 
+# The artefacts of a run folder (`store`): data/runs/<kind>-<hash>/{CONFIG, seed_<n>/{SUMMARY, HISTORY, MODEL, ...}}
+SUMMARY = "summary.json"  # written last, atomically: the run is complete iff it exists
+HISTORY = "history.jsonl"  # training curves, one JSON record per line
+FAILURE = "failure.json"  # why the last attempt failed
+MODEL = "model.pt"  # final weights
+CONFIG = "config.json"  # canonical, resolved and full config of the run id
+
+
 def data_root() -> Path:
     return Path(os.environ.get("MTLPRUNE_DATA", REPO_ROOT / "data"))
 

@@ -30,11 +30,7 @@ from . import paths
 from .errors import CacheError
 from .locks import file_lock
 
-SUMMARY = "summary.json"
-HISTORY = "history.jsonl"
-FAILURE = "failure.json"
-MODEL = "model.pt"
-CONFIG = "config.json"
+from .paths import CONFIG, FAILURE, HISTORY, MODEL, SUMMARY  # noqa: E402,F401 - the artefact names live in paths
 
 
 def json_safe(obj: Any) -> Any:
