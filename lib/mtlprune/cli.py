@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from .data.nyuv2 import DataError
-from .errors import CacheError
+from .errors import CacheError, GridError
 from .profiles import PROFILES
 
 
@@ -102,9 +102,35 @@ def cmd_generate_domains(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from .book import build_study
+    import os
 
+    from .book import build_study
+    from .executors import ensure_ray, get_executor
+
+    if args.workers is not None:
+        os.environ["MTLPRUNE_WORKERS"] = str(args.workers)
+    if args.executor:
+        os.environ["MTLPRUNE_EXECUTOR"] = args.executor  # the notebooks' kernels inherit it
+    get_executor()  # a bad name, a bad worker count or a missing Ray fails here, before any notebook runs
+    if os.environ.get("MTLPRUNE_EXECUTOR") == "ray":  # one cluster for every notebook of the study
+        os.environ["MTLPRUNE_RAY_ADDRESS"] = ensure_ray()
     return build_study(profile=args.profile, only=args.only, book_only=args.book_only)
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .bundles import export_bundle, import_bundle
+
+    if args.action == "export":
+        if not args.profile:
+            raise ValueError("bundle export needs --profile (smoke | quick | full)")
+        path = export_bundle(args.profile, args.path)
+        print(f"{path} ({path.stat().st_size / 2 ** 20:.1f} MiB)")
+    else:
+        if not args.path:
+            raise ValueError("bundle import needs the archive: python -m mtlprune bundle import PATH")
+        counts = import_bundle(args.path)
+        print(f"imported {counts['added']} runs ({counts['present']} already in the store)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=PROFILES, default="quick")
     s.add_argument("--only", action="append", default=None, help="run only these notebooks (stem), repeatable")
     s.add_argument("--book-only", action="store_true", help="rebuild the book from the executed notebooks")
+    from .executors import executor_names
+
+    s.add_argument("--executor", choices=executor_names(), default=None,
+                   help="where the runs of every grid are computed (default: $MTLPRUNE_EXECUTOR, else local)")
+    s.add_argument("--workers", type=int, default=None, help="processes executor: worker processes")
     s.set_defaults(func=cmd_study)
+
+    b = sub.add_parser("bundle", help="export the completed runs of a profile to one archive, or import one")
+    b.add_argument("action", choices=["export", "import"])
+    b.add_argument("path", nargs="?", default=None, help="export: the archive to write (default "
+                   "data/bundles/<profile>.tar.gz); import: the archive to read")
+    b.add_argument("--profile", choices=PROFILES, default=None)
+    b.set_defaults(func=cmd_bundle)
     return parser
 
 
@@ -168,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FloatingPointError, DataError, CacheError) as exc:
+    except (ValueError, FileNotFoundError, FloatingPointError, DataError, CacheError, GridError) as exc:
         # One clear line instead of a traceback for bad input, missing data and corrupt caches; anything else is a bug
         # and keeps its traceback.
         print(f"error: {exc}", file=sys.stderr)

@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class CacheError(RuntimeError):
     """A cached artefact (checkpoint, summary, dense run) is unreadable or unusable."""
+
+
+class GridError(RuntimeError):
+    """Some runs of a grid failed; the message lists each with its error (the others are in the run store)."""

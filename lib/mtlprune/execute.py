@@ -1,5 +1,5 @@
-"""The one grid runner: every (config, seed) pair of a grid, multi-task or multi-domain, through the one run store;
-dependencies (a pruned run's dense reference) first, one progress line per run, one run-log table.
+"""The one grid runner: every (config, seed) pair of a grid, multi-task or multi-domain, through the one run store on
+one executor (`executors`); dependencies (a pruned run's dense reference) first, one progress bar, one run-log table.
 
 A kind of run registers how it runs, what it depends on and its log row in `RUN_KINDS` (the multi-task runner and
 the multi-domain runner do, at import).
@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import pandas as pd
+from tqdm import tqdm
 
 from . import store
+from .errors import GridError
 
 
 @dataclass(frozen=True)
@@ -37,42 +39,72 @@ def kind_of(cfg: Any) -> RunKind:
     raise TypeError(f"no run kind registered for {type(cfg).__name__}")
 
 
-def run_pairs(pairs: list[tuple[Any, int]], profile: str | None = None, progress: bool = True) -> pd.DataFrame:
-    """Run (or load) every (config, seed) pair, dependencies first. Returns the run log as one table.
+def run_pairs(pairs: list[tuple[Any, int]], profile: str | None = None, progress: bool = True,
+              executor: str | None = None) -> pd.DataFrame:
+    """Run (or load) every (config, seed) pair, dependencies first, on an executor (`executors`: local, processes,
+    ray; None: `$MTLPRUNE_EXECUTOR` or local). Returns the run log as one table.
 
-    With `progress` (interactive use) a line per run is printed as it finishes; the book pipeline turns it off so a
-    chapter keeps one table instead of a stream of outputs (ipykernel forwards even the kernel's raw stderr).
+    A completed run is never resubmitted; a run that fails is reported (with every other failure, after the whole grid
+    has run: the runs that succeeded are kept in the store) and the runs that depend on it are not started. One
+    progress bar covers the grid (`progress`; the book pipeline turns it off).
     """
+    from .executors import Job, get_executor
+
+    runner = get_executor(executor)
     deps: list[tuple[Any, int]] = []
     for cfg, seed in pairs:
         for dep in kind_of(cfg).depends(cfg):
             if (dep, seed) not in deps:
                 deps.append((dep, seed))
     deps.sort(key=lambda p: p[1])
-    todo = deps + [p for p in pairs if p not in deps]
-    rows = []
-    for i, (cfg, seed) in enumerate(todo, 1):
-        kind = kind_of(cfg)
-        cached = store.is_complete(cfg.run_id, seed)
-        t = time.perf_counter()
-        summary = kind.run(cfg, seed, progress, profile)
-        status = "cached" if cached else f"trained in {time.perf_counter() - t:.0f} s"
-        rows.append({"run_id": cfg.run_id, **kind.row(cfg, summary), "seed": seed, "status": status})
-        if progress:
-            shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()
-                              if k not in ("run_id", "status"))
-            print(f"[{i}/{len(todo)}] {shown} ({status})", flush=True)
-    return pd.DataFrame(rows).set_index("run_id")
+    waves = [deps, [p for p in dict.fromkeys(pairs) if p not in deps]]
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    failed: dict[tuple[str, int], str] = {}
+    bar = tqdm(total=sum(len(w) for w in waves), desc=f"grid ({runner.name})", unit="run", disable=not progress,
+               leave=False)
+    t0 = time.perf_counter()
+    for wave in waves:
+        jobs = []
+        for cfg, seed in wave:
+            blocked = [d for d in kind_of(cfg).depends(cfg) if (d.run_id, seed) in failed]
+            if blocked:
+                failed[cfg.run_id, seed] = f"not run: its dependency {blocked[0].run_id} failed"
+                bar.update()
+            elif store.is_complete(cfg.run_id, seed):  # never resubmitted
+                rows[cfg.run_id, seed] = _row(cfg, seed, kind_of(cfg).run(cfg, seed, False, profile), "cached")
+                bar.update()
+            else:
+                jobs.append(Job(cfg, seed, profile))
+        for job, outcome in runner.run(jobs):
+            if isinstance(outcome, BaseException):
+                failed[job.cfg.run_id, job.seed] = f"{type(outcome).__name__}: {outcome}"
+            else:
+                rows[job.cfg.run_id, job.seed] = _row(job.cfg, job.seed, outcome,
+                                                      f"trained ({runner.name}, {time.perf_counter() - t0:.0f} s)")
+            bar.update()
+    bar.close()
+    if failed:
+        lines = "\n".join(f"  {rid} seed {seed}: {why}" for (rid, seed), why in failed.items())
+        raise GridError(f"{len(failed)} of {bar.total} runs failed (the {len(rows)} others are in the run "
+                           f"store):\n{lines}")
+    order = [(cfg.run_id, seed) for wave in waves for cfg, seed in wave]
+    return pd.DataFrame([rows[k] for k in order]).set_index("run_id")
 
 
-def run_seeds(cfg: Any, seeds: list[int], profile: str | None = None, progress: bool = True) -> pd.DataFrame:
+def _row(cfg: Any, seed: int, summary: dict[str, Any], status: str) -> dict[str, Any]:
+    return {"run_id": cfg.run_id, **kind_of(cfg).row(cfg, summary), "seed": seed, "status": status}
+
+
+def run_seeds(cfg: Any, seeds: list[int], profile: str | None = None, progress: bool = True,
+              executor: str | None = None) -> pd.DataFrame:
     """Run (or load) `cfg` for every seed; returns the run log (one row per run)."""
-    return run_pairs([(cfg, s) for s in seeds], profile=profile, progress=progress)
+    return run_pairs([(cfg, s) for s in seeds], profile=profile, progress=progress, executor=executor)
 
 
 def run_labelled(labelled: list[tuple[str, Any, int]], profile: str | None = None,
-                 progress: bool = True) -> pd.DataFrame:
-    log = run_pairs([(cfg, seed) for _, cfg, seed in labelled], profile=profile, progress=progress)
+                 progress: bool = True, executor: str | None = None) -> pd.DataFrame:
+    log = run_pairs([(cfg, seed) for _, cfg, seed in labelled], profile=profile, progress=progress,
+                    executor=executor)
     labels = {cfg.run_id: label for label, cfg, _ in labelled}
     return log.assign(variant=[labels.get(rid, "dense reference") for rid in log.index])
 

@@ -90,7 +90,12 @@ def _is_dict(v: Any) -> str | None:
 
 SEEDS = optional(list_of(int_at_least(0)))
 SPARSITIES = list_of(number_in(0, 1))
-COMMON = {"profile": one_of(PROFILES), "progress": _is_bool}
+def _executors() -> list[str]:
+    from .executors import executor_names
+    return executor_names()
+
+
+COMMON = {"profile": one_of(PROFILES), "progress": _is_bool, "executor": optional(one_of(_executors))}
 
 SCHEMAS: dict[str, dict[str, Check]] = {
     "01_dense_reference": {**COMMON, "seeds": SEEDS, "backbone": optional(one_of(_backbones)),

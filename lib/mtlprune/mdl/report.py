@@ -66,9 +66,10 @@ def grid(profile: str, budgets: Iterable[float], sharings: Iterable[str], seeds:
     return out
 
 
-def run_grid(pairs: list[tuple[MDLConfig, int]], progress: bool = True) -> pd.DataFrame:
-    """The grid through the one grid runner (`execute.run_pairs`)."""
-    return run_pairs(pairs, progress=progress)
+def run_grid(pairs: list[tuple[MDLConfig, int]], progress: bool = True, profile: str | None = None,
+             executor: str | None = None) -> pd.DataFrame:
+    """The grid through the one grid runner (`execute.run_pairs`), on `executor`."""
+    return run_pairs(pairs, profile=profile, progress=progress, executor=executor)
 
 
 def results(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:

@@ -60,7 +60,7 @@ def load(cfg: SourceConfig, domain: str, split: str, progress: bool = True):
     return _load(str(root), domain, split, cfg.data.size)
 
 
-def source_model(cfg: SourceConfig, progress: bool = True) -> MultiDomainResNet:
+def source_model(cfg: SourceConfig, progress: bool = True, profile: str | None = None) -> MultiDomainResNet:
     """The pretrained single-domain backbone of `cfg` (trained once, at `cfg.seed`, then cached)."""
     x, y, names = load(cfg, cfg.data.source, "source" if cfg.data.synthetic is not None else "train", progress)
 
@@ -73,7 +73,8 @@ def source_model(cfg: SourceConfig, progress: bool = True) -> MultiDomainResNet:
             raise FloatingPointError(f"source pretraining produced non-finite weights ({bad[:3]}); it is not "
                                      f"cached. Fix: lower source.lr (--set source.lr=...)")
         torch.save(model.state_dict(), out / store.MODEL)
-        return {"run_id": cfg.run_id, "seed": cfg.seed, "train_seconds": time.time() - t}
+        return {"run_id": cfg.run_id, "seed": cfg.seed, "train_seconds": time.time() - t, "profile": profile,
+                "kind": "mdlsource"}
 
     store.execute(cfg.run_id, cfg.seed, SOURCE_KEYS, train)
     out = paths.seed_dir(cfg.run_id, cfg.seed)
@@ -82,7 +83,7 @@ def source_model(cfg: SourceConfig, progress: bool = True) -> MultiDomainResNet:
     return model.eval()
 
 
-def run_mdl(cfg: MDLConfig, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+def run_mdl(cfg: MDLConfig, seed: int = 0, progress: bool = True, profile: str | None = None) -> dict[str, Any]:
     """Train (or load) one multi-domain run and return its summary."""
     validate(cfg)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -92,8 +93,9 @@ def run_mdl(cfg: MDLConfig, seed: int = 0, progress: bool = True) -> dict[str, A
     for domain in cfg.source.data.domains:  # every domain's data is checked before the source network pretrains
         for split in ("train", "val", "test"):
             load(cfg.source, domain, split, progress)
-    source = source_model(cfg.source, progress)
-    return store.execute(cfg.run_id, seed, SUMMARY_KEYS, lambda out: _train(cfg, seed, progress, source, out))
+    source = source_model(cfg.source, progress, profile)
+    return store.execute(cfg.run_id, seed, SUMMARY_KEYS,
+                         lambda out: {**_train(cfg, seed, progress, source, out), "profile": profile})
 
 
 def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet, out: Path) -> dict[str, Any]:
@@ -171,5 +173,5 @@ def _log_row(cfg: MDLConfig, summary: dict[str, Any]) -> dict[str, Any]:
             "params ratio": summary["params_ratio"], "MACs ratio": summary["macs_ratio"]}
 
 
-RUN_KINDS[MDLConfig] = RunKind(run=lambda cfg, seed, progress, profile: run_mdl(cfg, seed, progress),
+RUN_KINDS[MDLConfig] = RunKind(run=lambda cfg, seed, progress, profile: run_mdl(cfg, seed, progress, profile),
                                row=_log_row, depends=lambda cfg: [])

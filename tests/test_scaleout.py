@@ -1,0 +1,110 @@
+"""Scale-out: executors give the same summaries as running one by one, failures are reported without losing the other
+runs, and results bundles round-trip between run stores (conflicting or incomplete ones refused)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pytest
+
+from mtlprune import bundles, paths, study
+from mtlprune.errors import GridError
+
+GRID = dict(profile="smoke", methods=["magnitude_global", "random"], sparsities=[0.9], seeds=[0], extra_seeds=[])
+
+
+def _metrics(pairs) -> dict:
+    return {(cfg.run_id, s): json.loads((paths.seed_dir(cfg.run_id, s) / "summary.json").read_text())["metrics"]
+            for cfg, s in pairs}
+
+
+def _grid():
+    return study.pruning_grid(GRID["profile"], GRID["methods"], GRID["sparsities"], GRID["seeds"],
+                              GRID["extra_seeds"])
+
+
+@pytest.fixture
+def one_thread():
+    """Float reductions split over threads round differently: runs agree bit for bit at the same threads per run,
+    which is one for a worker of `processes` on 2 cores with 2 workers and for a Ray task of one CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("executor", ["processes", pytest.param("ray", marks=pytest.mark.slow)])
+def test_an_executor_gives_the_summaries_of_local(executor, store, monkeypatch, one_thread):
+    if executor == "ray":
+        pytest.importorskip("ray")
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # 2 workers of one thread each, on any machine
+    pairs = _grid()
+    log = study.run_pairs(pairs, profile="smoke", progress=False, executor="local")
+    local = _metrics(pairs + [(pairs[0][0].dense, 0)])
+    monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / executor))
+    monkeypatch.setenv("MTLPRUNE_WORKERS", "2")
+    other = study.run_pairs(pairs, profile="smoke", progress=False, executor=executor)
+    assert _metrics(pairs + [(pairs[0][0].dense, 0)]) == local
+    assert list(other.index) == list(log.index) and set(other["status"].str.split().str[0]) == {"trained"}
+    again = study.run_pairs(pairs, profile="smoke", progress=False, executor=executor)
+    assert set(again["status"]) == {"cached"}  # complete runs are never resubmitted
+
+
+def test_a_failed_run_is_reported_and_the_others_are_kept(store):
+    good = study.pruning_grid("smoke", ["magnitude_global"], [0.9], [0], [])
+    bad = study.pruning_grid("smoke", ["random"], [0.9], [0], [], overrides={"train.lr": 1e30,
+                                                                           "train.iterations": 1})
+    with pytest.raises(GridError, match=r"random-.*FloatingPointError|dense-.*FloatingPointError") as err:
+        study.run_pairs(good + bad, profile="smoke", progress=False)
+    assert "not run: its dependency" in str(err.value)  # the pruned run of the diverged dense reference
+    assert (paths.seed_dir(good[0][0].run_id, 0) / "summary.json").exists()
+
+
+def test_a_bundle_round_trips_and_refuses_conflicts_and_incomplete_runs(store, tmp_path, monkeypatch):
+    pairs = _grid()
+    study.run_pairs(pairs, profile="smoke", progress=False)
+    archive = bundles.export_bundle("smoke", tmp_path / "smoke.tar.gz")
+    manifest, _ = bundles.read_bundle(archive)
+    assert len(manifest["runs"]) == 3 and manifest["provenance"]["versions"]["torch"]
+    dense = f"runs/{pairs[0][0].dense.run_id}/seed_0/model.pt"
+    assert any(dense in e["files"] for e in manifest["runs"])  # the dense reference's weights, for chapter 01
+    before = _metrics(pairs)
+    monkeypatch.setenv("MTLPRUNE_RUNS", str(tmp_path / "laptop"))
+    assert bundles.import_bundle(archive) == {"added": 3, "present": 0}
+    assert _metrics(pairs) == before
+    assert bundles.import_bundle(archive) == {"added": 0, "present": 3}  # idempotent
+    summary = paths.seed_dir(pairs[0][0].run_id, 0) / "summary.json"
+    summary.write_text(summary.read_text().replace('"seed": 0', '"seed": 0, "edited": true'))
+    with pytest.raises(ValueError, match="conflicts"):
+        bundles.import_bundle(archive)
+    broken = tmp_path / "broken.tar.gz"  # a bundle whose run lacks its summary
+    with tarfile.open(archive) as src, tarfile.open(broken, "w:gz") as dst:
+        manifest = json.loads(src.extractfile("bundle.json").read())
+        rel = next(r for r in manifest["runs"][0]["files"] if r.endswith("summary.json"))
+        del manifest["runs"][0]["files"][rel]
+        import io
+        data = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("bundle.json")
+        info.size = len(data)
+        dst.addfile(info, io.BytesIO(data))
+        for m in src.getmembers():
+            if m.name not in ("bundle.json", rel):
+                dst.addfile(m, src.extractfile(m))
+    with pytest.raises(ValueError, match="incomplete run"):
+        bundles.import_bundle(broken)
+
+
+def test_cli_bundle_export_and_import(store, tmp_path, capsys, monkeypatch):
+    from mtlprune.cli import main
+
+    study.run_pairs(_grid(), profile="smoke", progress=False)
+    assert main(["bundle", "export", str(tmp_path / "b.tar.gz"), "--profile", "smoke"]) == 0
+    monkeypatch.setenv("MTLPRUNE_RUNS", str(tmp_path / "other"))
+    assert main(["bundle", "import", str(tmp_path / "b.tar.gz")]) == 0
+    assert "imported 3 runs" in capsys.readouterr().out
+    assert main(["bundle", "import", str(tmp_path / "nope.tar.gz")]) == 2
