@@ -36,8 +36,8 @@ except ImportError:  # an older revision (PYTHONPATH=<its lib>): float32 only, n
 from mtlprune.weighting import build_weighting
 
 SIZE = {"quick": (48, 64), "full": (288, 384)}
-GROUPS = [("convolution", ("conv", "mkldnn")), ("parametrization", ("parametriz", "sparse_threshold", "where",
-                                                                    "sign", "sigmoid")),
+GROUPS = [("convolution", ("conv", "mkldnn")), ("parametrization", ("parametriz", "softshrink", "sign", "sigmoid",
+                                                                    "dot")),
           ("optimizer", ("adam", "_foreach", "lerp", "addcdiv", "sqrt")),
           ("memory-bound", ("batch_norm", "native_batch_norm", "relu", "threshold", "upsample", "interpolate",
                             "copy", "cat", "add", "mul", "div", "sub", "index", "flip", "clone", "normalize",

@@ -4,8 +4,6 @@ union rule, IMP monotonicity, sparse export, and clear errors."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch

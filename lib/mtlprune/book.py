@@ -242,12 +242,12 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
             record = json.loads(record_path.read_text())
         except (OSError, ValueError):
             record = {}
-        library = library_fingerprint()
+        library, runs = library_fingerprint(), store_fingerprint()
         keys = {}
         for i, (ch, v) in enumerate(todo, 1):
             stem = ch.output_stem(v)
             keys[stem] = notebook_key(ch, v, profile, library)
-            if (record.get(stem) == {"key": keys[stem], "store": store_fingerprint()}
+            if (record.get(stem) == {"key": keys[stem], "store": runs}
                     and (out_dir / f"{stem}.ipynb").exists()):
                 print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) unchanged: not re-executed", flush=True)
                 continue
@@ -268,10 +268,10 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
                 failures.append(f"{ch.notebook} ({v.name}): {type(exc).__name__}: {str(exc).strip()[-600:]}"
                                 f"\n    partial notebook: {kept}")
                 print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) FAILED", flush=True)
-        final = store_fingerprint()  # the runs every notebook of this study has seen by its end
-        for stem, entry in record.items():
+            runs = store_fingerprint()  # only a notebook that ran (even partly) can have added runs
+        for stem, entry in record.items():  # the runs every notebook of this study has seen by its end
             if stem in keys and entry.get("key") == keys[stem]:
-                entry["store"] = final
+                entry["store"] = runs
         record_path.write_text(json.dumps(record, indent=1, sort_keys=True))
     done = {p.stem for p in out_dir.glob("*.ipynb")}
     write_toc(chapters, done, book)

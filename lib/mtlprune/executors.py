@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from .registry import Registry
 
@@ -42,29 +42,17 @@ def run_job(job: Job) -> dict[str, Any]:
     return kind_of(job.cfg).run(job.cfg, job.seed, False, job.profile)
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_number(name: str, default: float, kind: type = float, minimum: float = 0) -> float:
+    """A number from the environment, or one clear error naming the variable and what it must be."""
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        value = -1
-    if value < 1:
-        raise ValueError(f"{name}={raw!r} must be an integer >= 1")
-    return value
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise ValueError(f"{name}={raw!r} must be a number >= 0")
+        value = None
+    if value is None or value < minimum:
+        raise ValueError(f"{name}={raw!r} must be {'an integer' if kind is int else 'a number'} >= {minimum}")
     return value
 
 
@@ -99,7 +87,7 @@ class Processes(Executor):
     name = "processes"
 
     def __init__(self) -> None:
-        self.workers = _env_int("MTLPRUNE_WORKERS", os.cpu_count() or 1)
+        self.workers = _env_number("MTLPRUNE_WORKERS", os.cpu_count() or 1, int, 1)
 
     def run(self, jobs):
         import concurrent.futures as cf
@@ -129,8 +117,8 @@ class Ray(Executor):
         except ImportError:
             raise ValueError("the ray executor needs Ray: pip install '.[ray]' (or choose --executor local | "
                              "processes)") from None
-        self.cpus = _env_float("MTLPRUNE_RAY_CPUS", 1.0)
-        self.gpus = _env_float("MTLPRUNE_RAY_GPUS", 0.0)
+        self.cpus = _env_number("MTLPRUNE_RAY_CPUS", 1.0)
+        self.gpus = _env_number("MTLPRUNE_RAY_GPUS", 0.0)
 
     def run(self, jobs):
         ray = _import_ray()
@@ -191,5 +179,3 @@ def get_executor(name: str | None = None) -> Executor:
 def executor_names() -> list[str]:
     return EXECUTORS.names()
 
-
-Callback = Callable[[Outcome], None]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import json
 from typing import Any
 
@@ -27,11 +26,12 @@ SCHEMA = 3  # 1: canonical configs with defaults omitted; 2: fully resolved conf
 def resolved(cfg: Any) -> dict[str, Any]:
     """The plain dict a run id hashes: every field, and resolved method / weighting hyperparameters."""
     from .config import RunConfig, to_dict
+    from .weighting import resolved_params
 
     out = to_dict(cfg)
     if isinstance(cfg, RunConfig):
         out["pruning"]["params"] = method_params(cfg.pruning)
-        out["weighting"]["params"] = weighting_params(cfg.weighting.name, dict(cfg.weighting.params))
+        out["weighting"]["params"] = resolved_params(cfg.weighting.name, dict(cfg.weighting.params))
         out["dense"] = resolved(cfg.dense) if cfg.dense is not None else None
     return out
 
@@ -47,14 +47,3 @@ def method_params(pruning: Any) -> dict[str, Any]:
     from .pruning import build_strategy
 
     return dict(sorted(build_strategy(pruning).params.resolved.items()))
-
-
-def weighting_params(name: str, given: dict[str, Any]) -> dict[str, Any]:
-    """Every constructor hyperparameter of the loss weighting, with the value it uses (defaults filled in)."""
-    from .pruning.base import typed
-    from .weighting import WEIGHTINGS
-
-    signature = inspect.signature(WEIGHTINGS.get(name).__init__).parameters
-    defaults = {p: v.default for p, v in signature.items() if p not in ("self", "tasks", "iterations")}
-    return {k: typed(given.get(k, d), type(d), k, f"default {d!r}", f"{name} weighting parameter")
-            for k, d in sorted(defaults.items())}

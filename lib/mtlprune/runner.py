@@ -35,7 +35,7 @@ SUMMARY_KEYS = ("run_id", "kind", "method", "seed", "metrics", "val_metrics", "d
 
 
 def summary_path(cfg: RunConfig, seed: int) -> Path:
-    return paths.seed_dir(cfg.run_id, seed) / store.SUMMARY
+    return paths.seed_dir(cfg.run_id, seed) / paths.SUMMARY
 
 
 def is_complete(cfg: RunConfig, seed: int) -> bool:
@@ -45,8 +45,7 @@ def is_complete(cfg: RunConfig, seed: int) -> bool:
 def run(cfg: RunConfig, seed: int = 0, runtime: Runtime = Runtime(), profile: str | None = None) -> dict[str, Any]:
     """Train (or load from the cache) one run and return its summary."""
     validate(cfg)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    store.check_seed(seed)  # before the dense reference / the data and source it needs
     if store.is_complete(cfg.run_id, seed):
         return store.cached(cfg.run_id, seed, SUMMARY_KEYS)
     dense_summary = run(cfg.dense, seed, runtime, profile) if cfg.dense is not None else None

@@ -30,7 +30,7 @@ from . import paths
 from .errors import CacheError
 from .locks import file_lock
 
-from .paths import CONFIG, FAILURE, HISTORY, MODEL, SUMMARY  # noqa: E402,F401 - the artefact names live in paths
+from .paths import CONFIG, FAILURE, HISTORY, SUMMARY
 
 
 def json_safe(obj: Any) -> Any:
@@ -177,11 +177,16 @@ def cached(run_id: str, seed: int, required: tuple[str, ...]) -> dict[str, Any]:
     return read_summary(paths.seed_dir(run_id, seed) / SUMMARY, required, {"run_id": run_id, "seed": seed})
 
 
+def check_seed(seed: Any) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return seed
+
+
 def execute(run_id: str, seed: int, required: tuple[str, ...],
             train: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
     """The protocol every run follows: cached, or `train(folder)` -> summary under the lock, written last."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     out = paths.seed_dir(run_id, seed)
     if (out / SUMMARY).exists():
         return cached(run_id, seed, required)

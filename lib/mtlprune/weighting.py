@@ -131,21 +131,29 @@ class AdaptiveWeighting(Weighting):
         return total, {t: float(self.weights[i]) for i, t in enumerate(self.tasks)}
 
 
-def build_weighting(name: str, tasks: tuple[str, ...], params: dict[str, Any], iterations: int) -> Weighting:
+def resolved_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Every constructor hyperparameter of weighting `name` with the value it uses: the given ones typed like their
+    defaults (no silent 2.5 -> 2 for an integer period), the rest at their defaults; unknown keys are an error. What
+    `build_weighting` constructs with and what a run id hashes (`identity`)."""
     import inspect
 
     from .pruning.base import typed
 
-    cls = WEIGHTINGS.get(name)
-    signature = inspect.signature(cls.__init__).parameters
-    valid = {p: v.default for p, v in signature.items() if p not in ("self", "tasks", "iterations")}
-    unknown = sorted(set(params) - set(valid))
+    signature = inspect.signature(WEIGHTINGS.get(name).__init__).parameters
+    defaults = {p: v.default for p, v in signature.items() if p not in ("self", "tasks", "iterations")}
+    unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for loss weighting {name!r}; valid: "
-                         f"{', '.join(valid) or '(none)'}. Fix the key in weighting_params.")
-    # each value has the type of its default (no silent 2.5 -> 2 for an integer period)
-    params = {k: typed(v, type(valid[k]), k, f"default {valid[k]!r}", f"{name} weighting parameter")
-              for k, v in params.items()}
-    if "iterations" in signature:
-        params = {**params, "iterations": iterations}
-    return cls(tasks, **params)
+                         f"{', '.join(defaults) or '(none)'}. Fix the key in weighting_params.")
+    return {k: typed(params.get(k, d), type(d), k, f"default {d!r}", f"{name} weighting parameter")
+            for k, d in sorted(defaults.items())}
+
+
+def build_weighting(name: str, tasks: tuple[str, ...], params: dict[str, Any], iterations: int) -> Weighting:
+    import inspect
+
+    cls = WEIGHTINGS.get(name)
+    kwargs = resolved_params(name, params)
+    if "iterations" in inspect.signature(cls.__init__).parameters:
+        kwargs["iterations"] = iterations
+    return cls(tasks, **kwargs)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import catalogue, store
 from ..execute import run_pairs
-from ..profiles import SEEDS
+from ..grids import check_seeds, default_seeds
 from ..results import load_history
 from .config import MDLConfig
 from .profiles import make_mdl_config
@@ -47,13 +47,11 @@ def grid(profile: str, budgets: Iterable[float], sharings: Iterable[str], seeds:
     budgets = [float(b) for b in budgets]
     if not budgets or any(not 0 < b <= 1 for b in budgets):
         raise ValueError(f"budgets must be a non-empty list of numbers in (0, 1], got {budgets!r}")
-    main, extra = SEEDS[profile] if profile in SEEDS else ([0], [])
-    seeds = list(seeds) if seeds is not None else main
-    extra = list(extra_seeds) if extra_seeds is not None else extra
+    seeds = check_seeds(list(seeds) if seeds is not None else default_seeds(profile, "main"))
+    extra = list(extra_seeds) if extra_seeds is not None else default_seeds(profile, "extra")
+    extra = [s for s in check_seeds(extra) if s not in seeds] if extra else []
     if extra and seed_budget not in budgets:
         raise ValueError(f"seed_budget {seed_budget} must be one of budgets {budgets}")
-    if any(not isinstance(s, int) or s < 0 for s in seeds + extra):
-        raise ValueError(f"seeds must be non-negative integers, got {seeds + extra}")
     out = []
     for method in ("individual", "frozen"):
         cfg = make_mdl_config(profile, method, 1.0, overrides=overrides)

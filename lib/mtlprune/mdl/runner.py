@@ -72,22 +72,21 @@ def source_model(cfg: SourceConfig, progress: bool = True, profile: str | None =
         if bad:  # a NaN source would poison every multi-domain run that starts from it
             raise FloatingPointError(f"source pretraining produced non-finite weights ({bad[:3]}); it is not "
                                      f"cached. Fix: lower source.lr (--set source.lr=...)")
-        torch.save(model.state_dict(), out / store.MODEL)
+        torch.save(model.state_dict(), out / paths.MODEL)
         return {"run_id": cfg.run_id, "seed": cfg.seed, "train_seconds": time.time() - t, "profile": profile,
                 "kind": "mdlsource"}
 
     store.execute(cfg.run_id, cfg.seed, SOURCE_KEYS, train)
     out = paths.seed_dir(cfg.run_id, cfg.seed)
     model = MultiDomainResNet([len(names)], cfg.model.widths, cfg.model.blocks)
-    model.load_state_dict(load_state(out / store.MODEL, "the source network's weights", rerun_fix(out)))
+    model.load_state_dict(load_state(out / paths.MODEL, "the source network's weights", rerun_fix(out)))
     return model.eval()
 
 
 def run_mdl(cfg: MDLConfig, seed: int = 0, progress: bool = True, profile: str | None = None) -> dict[str, Any]:
     """Train (or load) one multi-domain run and return its summary."""
     validate(cfg)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    store.check_seed(seed)  # before the dense reference / the data and source it needs
     if store.is_complete(cfg.run_id, seed):
         return store.cached(cfg.run_id, seed, SUMMARY_KEYS)
     for domain in cfg.source.data.domains:  # every domain's data is checked before the source network pretrains

@@ -24,7 +24,6 @@ class MultiTaskNet(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
-        self.fuse_heads = True  # run the heads as one (`heads.fused_aspp`); a runtime choice, not part of the run
 
     @property
     def tasks(self) -> list[str]:
@@ -36,7 +35,7 @@ class MultiTaskNet(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.backbone(x)
         heads = list(self.heads.values())
-        outs = fused_aspp(heads, feats) if self.fuse_heads and fusable(heads) else [h(feats) for h in heads]
+        outs = fused_aspp(heads, feats) if fusable(heads) else [h(feats) for h in heads]
         # Predictions are upsampled to the input size and the losses taken there (LibMTL convention), all heads'
         # channels at once
         ys = upsample_bilinear(torch.cat(outs, 1), tuple(x.shape[-2:]))

@@ -116,7 +116,8 @@ class Controlled(Mechanism):
         """Shift every threshold by the smallest common δ (logit units) that prunes ≥ budget of all weights."""
         self.budget = self.budget_at(step, ctx.cfg.train.iterations)
         layers = prunable_layers(ctx.model)
-        k = int(round(self.budget * sum(layer.module.parametrizations.weight.original.numel() for layer in layers)))
+        sizes = [original(layer.module).numel() for layer in layers]
+        k = int(round(self.budget * sum(sizes)))
         thresholds = self.owner.thresholds.values()
         if k == 0:
             delta = -LOGIT_RANGE - float(max(p.max() for p in thresholds))
@@ -125,7 +126,7 @@ class Controlled(Mechanism):
             a = torch.cat([original(layer.module).detach().reshape(-1) for layer in layers]).abs_().clamp_(1e-30,
                                                                                                           1 - 1e-7)
             z = torch.log(a).sub_(a.neg_().log1p_())  # logit(|w|) = log|w| − log(1 − |w|), in place
-            for layer, part in zip(layers, z.split([original(layer.module).numel() for layer in layers])):
+            for layer, part in zip(layers, z.split(sizes)):
                 part.sub_(layer.module.parametrizations.weight[0].sparse_threshold.detach())
             # nudge above the k-th value so float32 rounding in the forward pass still prunes it
             kth = float(kth_smallest(z, k))

@@ -43,13 +43,13 @@ class SoftThreshold(nn.Module):
 
 
 @torch.no_grad()
-def threshold_gradients(model) -> None:
+def threshold_gradients(layers) -> None:
     """dL/ds of every soft threshold, after the backward pass: with S = sign(W)·ReLU(|W| − λ), λ = sigmoid(s),
     dL/dλ = −Σ dL/dS · sign(W) over the kept weights, and dL/dW = dL/dS exactly there (0 elsewhere), so
     dL/ds = −λ(1 − λ) Σ_layers ⟨dL/dW, sign(W)⟩. Accumulated into `s.grad` (one threshold may serve many layers), as
     autograd would; the optimizer then treats s like any parameter (its weight decay included)."""
     total: dict[int, tuple[nn.Parameter, torch.Tensor]] = {}
-    for layer in prunable_layers(model):
+    for layer in layers:
         w = original(layer.module)
         if w.grad is None:
             continue
@@ -71,13 +71,9 @@ def install_soft_thresholds(model, group_of: dict[str, str], s_init: float = 0.0
             continue
         g = group_of[layer.name]
         if g not in thresholds:  # on the weights' device (a CPU threshold would stay behind a model moved to CUDA)
-            thresholds[g] = nn.Parameter(torch.tensor(float(s_init), device=original_or_weight(layer.module).device))
+            thresholds[g] = nn.Parameter(torch.tensor(float(s_init), device=layer.module.weight.device))
         parametrize.register_parametrization(layer.module, "weight", SoftThreshold(thresholds[g]))
     return thresholds
-
-
-def original_or_weight(module: nn.Module) -> torch.Tensor:
-    return module.weight if not parametrize.is_parametrized(module, "weight") else original(module)
 
 
 def logit(p: float) -> float:
@@ -103,6 +99,7 @@ class STR(PruningStrategy):
 
     def install(self, model) -> None:
         self.thresholds = install_soft_thresholds(model, self.groups(model))
+        self.layers = prunable_layers(model)  # walked every step by `threshold_gradients`: found once
 
     def setup(self, ctx: TrainContext) -> None:
         if ctx.dense_state is not None:
@@ -119,7 +116,7 @@ class STR(PruningStrategy):
                 p.fill_(s0)
 
     def before_step(self, ctx: TrainContext, step: int) -> None:
-        threshold_gradients(ctx.model)
+        threshold_gradients(self.layers)
 
     def scalars(self):
         return {f"threshold/{g}": float(torch.sigmoid(p.detach())) for g, p in self.thresholds.items()
