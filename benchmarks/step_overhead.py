@@ -22,7 +22,7 @@ from mtlprune.models import build_model
 from mtlprune.profiles import make_config
 from mtlprune.pruning import TrainContext, build_strategy
 from mtlprune.pruning.masks import plain_state_dict
-from mtlprune.train import build_optimizer, pick_device
+from mtlprune.train import build_optimizer, memory_format, pick_device
 from mtlprune.weighting import build_weighting
 
 INPUT = {"smoke": (24, 32), "quick": (48, 64), "full": (288, 384)}
@@ -37,7 +37,7 @@ def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device:
     weighting = build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params), cfg.train.iterations)
     strategy = build_strategy(cfg.pruning)
     strategy.install(model)
-    model.to(device)  # as train.fit does: masks and thresholds join the model's device
+    model.to(device, memory_format=memory_format(cfg.train))  # as train.fit does: masks and thresholds join the model
     ctx = TrainContext(model=model, cfg=cfg, device=device, train_batches=lambda: iter(()),
                        dense_state=dense_state if strategy.needs_dense else None)
     strategy.setup(ctx)

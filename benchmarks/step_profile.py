@@ -26,7 +26,7 @@ from mtlprune.models import build_model
 from mtlprune.profiles import make_config
 from mtlprune.pruning import TrainContext, build_strategy
 from mtlprune.pruning.masks import plain_state_dict
-from mtlprune.train import augment, build_optimizer, iterate_batches
+from mtlprune.train import augment, build_optimizer, iterate_batches, memory_format
 
 try:
     from mtlprune.train import step_autocast
@@ -70,6 +70,7 @@ def setup(profile: str, method: str, batch_size: int | None):
     weighting = build_weighting(cfg.weighting.name, cfg.tasks, dict(cfg.weighting.params), cfg.train.iterations)
     strategy = build_strategy(cfg.pruning)
     strategy.install(model)
+    model.to(memory_format=memory_format(cfg.train))  # as train.fit does
     ctx = TrainContext(model=model, cfg=cfg, device=torch.device("cpu"), train_batches=lambda: iter(()),
                        dense_state=dense_state if strategy.needs_dense else None)
     strategy.setup(ctx)

@@ -23,7 +23,7 @@ import torch
 from mtlprune.losses import task_losses
 from mtlprune.models import build_model
 from mtlprune.profiles import make_config
-from mtlprune.train import pick_device
+from mtlprune.train import memory_format, pick_device
 
 INPUT = {"smoke": (24, 32), "quick": (48, 64), "full": (288, 384)}
 
@@ -32,7 +32,7 @@ def throughput(profile: str, steps: int, warmup: int = 2) -> tuple[float, str]:
     cfg = make_config(profile)
     device = pick_device("auto")
     torch.manual_seed(0)
-    model = build_model(cfg.model, cfg.tasks).to(device).train()
+    model = build_model(cfg.model, cfg.tasks).to(device, memory_format=memory_format(cfg.train)).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     h, w = INPUT[profile]
     bs = cfg.train.batch_size

@@ -150,8 +150,7 @@ def test_smoke_run_reaches_the_target_per_component_and_exports_what_it_trained(
     # the exported weights (thresholded, baked in) give exactly the summary's test metrics in a plain model
     model = build_model(cfg.model, cfg.tasks)
     model.load_state_dict(torch.load(paths.seed_dir(cfg.run_id, 0) / "model.pt"))
-    metrics, _ = evaluate(model, loading.load_data(cfg, "test", False), cfg.tasks, cfg.train.eval_batch_size,
-                          torch.device("cpu"))
+    metrics, _ = evaluate(model, loading.load_data(cfg, "test", False), cfg.tasks, torch.device("cpu"), cfg.train)
     assert metrics == s["metrics"]
 
 

@@ -17,12 +17,12 @@ from mtlprune.profiles import PROFILE_SETTINGS, make_config
 # when a value the run uses changes (a profile's setting, a dataclass default, a method's default hyperparameter) or
 # `identity.SCHEMA` is bumped: say so in the change, since every cached run of it is recomputed.
 PINNED = {
-    ("smoke", "dense"): "dense-d71860400c62",
-    ("quick", "dense"): "dense-ace6a107db3f",
-    ("full", "dense"): "dense-f8ae088e77e1",
-    ("smoke", "adapmtl"): "adapmtl-1b421ba2c1cc",
-    ("quick", "adapmtl"): "adapmtl-623f8c9818e9",
-    ("full", "adapmtl"): "adapmtl-712687aa12b6",
+    ("smoke", "dense"): "dense-960f123c8174",
+    ("quick", "dense"): "dense-de709063d539",
+    ("full", "dense"): "dense-a2512d89bb45",
+    ("smoke", "adapmtl"): "adapmtl-ad3d13856044",
+    ("quick", "adapmtl"): "adapmtl-be3dd0cb7bca",
+    ("full", "adapmtl"): "adapmtl-0dc4497cd7d1",
 }
 PINNED_MDL = {
     ("smoke", "budget_aware"): ("mdl-budget_aware-e7d1d1936812", "mdlsource-276c1870f708"),

@@ -43,6 +43,9 @@ class ModelConfig:
     dropout: float = 0.0  # dropout inside the head branches (0.5 in DeepLab's classifier)
 
 
+MEMORY_FORMATS = ("contiguous", "channels_last")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     iterations: int = 600
@@ -55,6 +58,9 @@ class TrainConfig:
     lr_gamma: float = 0.5
     eval_batch_size: int = 64
     precision: str = "float32"  # float32 | bf16 (autocast: convolutions and matmuls in bfloat16, on CPU or CUDA)
+    # contiguous | channels_last: the layout of the weights and images (speed only, but the convolution kernels round
+    # differently, so it is part of the run id)
+    memory_format: str = "contiguous"
 
 
 @dataclass(frozen=True)

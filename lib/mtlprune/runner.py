@@ -88,8 +88,7 @@ def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: s
     if bad:  # the last update can break the weights after the last finite loss was seen
         raise FloatingPointError(f"non-finite weights after training ({bad[:3]}); the run is not cached. "
                                  f"Fix: lower train.lr")
-    metrics, test_losses = evaluate(model, test_data, cfg.tasks, cfg.train.eval_batch_size, device,
-                                    cfg.train.precision)
+    metrics, test_losses = evaluate(model, test_data, cfg.tasks, device, cfg.train)
     val_metrics = {t: {m: last_val[f"{t}/{m}"] for m in ms} for t, ms in metrics.items()}
     check_finite("evaluation results", {"test": metrics, "val": val_metrics, "test_losses": test_losses})
     report = sparsity_report(model)

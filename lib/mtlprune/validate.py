@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .config import TASKS, RunConfig
+from .config import MEMORY_FORMATS, TASKS, RunConfig
 from .models import BACKBONES, HEADS
 from .pruning import STRATEGIES, build_strategy
 from .weighting import WEIGHTINGS, build_weighting
@@ -41,6 +41,8 @@ def validate(cfg: RunConfig) -> None:
         (t.lr_schedule in ("step", "cosine", "constant"),
          f"train.lr_schedule {t.lr_schedule!r} unknown; valid: step, cosine, constant"),
         (t.precision in ("float32", "bf16"), f"train.precision {t.precision!r} unknown; valid: float32, bf16"),
+        (t.memory_format in MEMORY_FORMATS,
+         f"train.memory_format {t.memory_format!r} unknown; valid: {', '.join(MEMORY_FORMATS)}"),
         (0 < t.lr_step <= 1, f"train.lr_step must be in (0, 1], got {t.lr_step}"),
         (0 < t.lr_gamma <= 1, f"train.lr_gamma must be in (0, 1], got {t.lr_gamma}"),
         (m.width >= 1, f"model.width must be an integer >= 1, got {m.width}"),

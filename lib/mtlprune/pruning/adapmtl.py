@@ -48,7 +48,7 @@ from torch import nn
 
 from ..models import prunable_layers
 from .base import STRATEGIES, TrainContext, cubic_ramp, param
-from .masks import original
+from .masks import flat, original
 from .masked import load_into_masked
 from .soft_threshold import STR
 
@@ -123,8 +123,7 @@ class Controlled(Mechanism):
             delta = -LOGIT_RANGE - float(max(p.max() for p in thresholds))
         else:
             # the slack of every weight, logit(|w|) − s of its layer, in one pass over all weights
-            a = torch.cat([original(layer.module).detach().reshape(-1) for layer in layers]).abs_().clamp_(1e-30,
-                                                                                                          1 - 1e-7)
+            a = torch.cat([flat(original(layer.module).detach()) for layer in layers]).abs_().clamp_(1e-30, 1 - 1e-7)
             z = torch.log(a).sub_(a.neg_().log1p_())  # logit(|w|) = log|w| − log(1 − |w|), in place
             for layer, part in zip(layers, z.split(sizes)):
                 part.sub_(layer.module.parametrizations.weight[0].sparse_threshold.detach())
@@ -185,7 +184,7 @@ def kth_smallest(z: torch.Tensor, k: int, sample: int = 4096, margin: float = 0.
     q = k / n
     lo = probe[max(0, int((q - margin) * sample))]
     hi = probe[min(sample - 1, int((q + margin) * sample) + 1)]
-    below = int((z < lo).sum())
+    below = int(torch.count_nonzero(z < lo))
     inside = z[(z >= lo) & (z <= hi)]
     if below < k <= below + inside.numel():
         return inside.kthvalue(k - below).values

@@ -45,6 +45,16 @@ def original(module: nn.Module) -> torch.Tensor:
     return module.parametrizations.weight.original
 
 
+def flat(t: torch.Tensor) -> torch.Tensor:
+    """All of `t`'s elements as one 1-D tensor in memory order: a view (no copy) for contiguous and channels_last
+    weights. Only for order-free reductions (sums, k-th values) or tensors of the same strides."""
+    if t.is_contiguous():
+        return t.view(-1)
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).reshape(-1)  # NHWC in memory: this permutation is contiguous, so a view
+    return t.reshape(-1)
+
+
 def get_masks(model: MultiTaskNet) -> dict[str, torch.Tensor]:
     return {layer.name: _mask_module(layer.module).mask.clone() for layer in prunable_layers(model)}
 

@@ -42,21 +42,28 @@ class SoftThreshold(nn.Module):
         return F.softshrink(w, float(t))
 
 
+def threshold_groups(model) -> list[tuple[nn.Parameter, list[nn.Parameter]]]:
+    """Each soft threshold with the raw weights it serves, found once (parameters keep their identity while training;
+    walking the parametrized modules every step costs more Python time than the arithmetic)."""
+    groups: dict[int, tuple[nn.Parameter, list[nn.Parameter]]] = {}
+    for layer in prunable_layers(model):
+        s = layer.module.parametrizations.weight[0].sparse_threshold
+        groups.setdefault(id(s), (s, []))[1].append(original(layer.module))
+    return list(groups.values())
+
+
 @torch.no_grad()
-def threshold_gradients(layers) -> None:
+def threshold_gradients(groups: list[tuple[nn.Parameter, list[nn.Parameter]]]) -> None:
     """dL/ds of every soft threshold, after the backward pass: with S = sign(W)·ReLU(|W| − λ), λ = sigmoid(s),
     dL/dλ = −Σ dL/dS · sign(W) over the kept weights, and dL/dW = dL/dS exactly there (0 elsewhere), so
     dL/ds = −λ(1 − λ) Σ_layers ⟨dL/dW, sign(W)⟩. Accumulated into `s.grad` (one threshold may serve many layers), as
     autograd would; the optimizer then treats s like any parameter (its weight decay included)."""
-    total: dict[int, tuple[nn.Parameter, torch.Tensor]] = {}
-    for layer in layers:
-        w = original(layer.module)
-        if w.grad is None:
+    for s, weights in groups:
+        live = [w for w in weights if w.grad is not None]
+        if not live:
             continue
-        s = layer.module.parametrizations.weight[0].sparse_threshold
-        part = torch.dot(w.grad.reshape(-1), w.detach().sign().reshape(-1))
-        total[id(s)] = (s, total[id(s)][1] + part if id(s) in total else part)
-    for s, dot in total.values():
+        products = torch._foreach_mul(torch._foreach_sign([w.detach() for w in live]), [w.grad for w in live])
+        dot = torch.stack([p.sum() for p in products]).sum()
         t = torch.sigmoid(s.detach())
         g = (-dot * t * (1 - t)).to(s.device)
         s.grad = g.reshape(s.shape) if s.grad is None else s.grad + g
@@ -99,7 +106,7 @@ class STR(PruningStrategy):
 
     def install(self, model) -> None:
         self.thresholds = install_soft_thresholds(model, self.groups(model))
-        self.layers = prunable_layers(model)  # walked every step by `threshold_gradients`: found once
+        self.threshold_groups = threshold_groups(model)
 
     def setup(self, ctx: TrainContext) -> None:
         if ctx.dense_state is not None:
@@ -116,7 +123,7 @@ class STR(PruningStrategy):
                 p.fill_(s0)
 
     def before_step(self, ctx: TrainContext, step: int) -> None:
-        threshold_gradients(self.layers)
+        threshold_gradients(self.threshold_groups)
 
     def scalars(self):
         return {f"threshold/{g}": float(torch.sigmoid(p.detach())) for g, p in self.thresholds.items()
