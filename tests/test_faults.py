@@ -109,7 +109,10 @@ def test_bad_budget_is_named(capsys, store):
     ("01_dense_reference", {"seeds": [0, 0]}, "seeds"),
     ("02_pruning_method", {"method_params": "abc"}, "method_params"),
     ("02_pruning_method", {"method_params": {"nosuch": 1}}, "nosuch"),
-    ("02_pruning_method", {"seed_sparsity": 0.5}, "seed_sparsity"),
+    ("02_pruning_method", {"seed_sparsity": 0.6}, "seed_sparsity"),
+    ("00_findings", {"mdl_budget": 0.0}, "mdl_budget"),
+    ("07_sparse_budget", {"budgets": [0, 10]}, "budgets"),
+    ("04_adapmtl", {"methods": ["adapmtl", "snp"]}, "methods"),
     ("05_adapmtl_ablation", {"group": "colour"}, "group"),
     ("03_baselines_comparison", {"methods": ["snip", "snp"]}, "methods"),
 ])

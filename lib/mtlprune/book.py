@@ -42,6 +42,8 @@ class Chapter:
     # per profile, parameters every variant gets on top of its own (e.g. smaller grids for the seconds-long smoke
     # profile that CI builds); the quick and full studies use the notebooks' own defaults
     profile_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profiles: tuple[str, ...] = PROFILES  # the profiles whose book has this chapter (manifest key `profiles`)
+    opens_book: bool = False  # its page is the book's landing page (manifest key `opens_book`), the intro follows it
 
     def output_stem(self, variant: Variant) -> str:
         return self.notebook if len(self.variants) == 1 else f"{self.notebook}__{variant.name}"
@@ -76,7 +78,12 @@ def load_manifest(path: Path | None = None) -> list[Chapter]:
         if unknown_profiles:
             raise ValueError(f"{path}: chapter #{i} has profile_parameters for {sorted(unknown_profiles)}; "
                              f"valid: {', '.join(PROFILES)}")
-        chapters.append(Chapter(entry["notebook"], entry["part"], variants, per_profile))
+        in_profiles = tuple(entry.get("profiles") or PROFILES)
+        if set(in_profiles) - set(PROFILES):
+            raise ValueError(f"{path}: chapter #{i} lists unknown profile(s) {sorted(set(in_profiles) - set(PROFILES))}"
+                             f" under `profiles`; valid: {', '.join(PROFILES)}")
+        chapters.append(Chapter(entry["notebook"], entry["part"], variants, per_profile, in_profiles,
+                                bool(entry.get("opens_book", False))))
     if not chapters:
         raise ValueError(f"{path} lists no chapters")
     return chapters
@@ -169,16 +176,24 @@ def notebook_key(chapter: Chapter, variant: Variant, profile: str, library: str)
 
 
 def write_toc(chapters: list[Chapter], done: set[str], book: Path) -> None:
+    """The table of contents: the landing page (a chapter with `opens_book` when it executed, else the intro), then
+    the intro, then every executed chapter by part, then the reference pages."""
     parts: dict[str, list[dict[str, str]]] = {}
+    root = STATIC_PAGES_BEFORE[0]
+    for ch in chapters:
+        if ch.opens_book and len(ch.variants) == 1 and ch.output_stem(ch.variants[0]) in done:
+            root = f"generated/{ch.output_stem(ch.variants[0])}"
+            parts["About this study"] = [{"file": p} for p in STATIC_PAGES_BEFORE]
+            break
     for ch in chapters:
         for v in ch.variants:
             stem = ch.output_stem(v)
-            if stem in done:
+            if stem in done and f"generated/{stem}" != root:
                 entry = {"file": f"generated/{stem}"}
                 if v.title:
                     entry["title"] = v.title
                 parts.setdefault(ch.part, []).append(entry)
-    toc = {"format": "jb-book", "root": STATIC_PAGES_BEFORE[0],
+    toc = {"format": "jb-book", "root": root,
            "parts": [{"caption": cap, "chapters": items} for cap, items in parts.items()]
            + [{"caption": "Reference", "chapters": [{"file": p} for p in STATIC_PAGES_AFTER]}]}
     (book / "_toc.yml").write_text("# Written by `python -m mtlprune study` from notebooks/manifest.yml.\n"
@@ -219,12 +234,13 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
     book = book or paths.book_dir()
-    chapters = load_manifest()
+    chapters = [c for c in load_manifest() if profile in c.profiles]  # the profile's book (e.g. quick: a subset)
     if only:
         known = {c.notebook for c in chapters}
         missing = set(only) - known
         if missing:
-            raise ValueError(f"--only {sorted(missing)} not in the manifest; valid: {sorted(known)}")
+            raise ValueError(f"--only {sorted(missing)}: not chapters of the {profile} book (manifest `profiles`); "
+                             f"valid: {sorted(known)}")
     for ch in chapters:
         _check_parameters(ch, profile)
     out_dir = book / "generated"

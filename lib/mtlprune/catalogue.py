@@ -4,7 +4,8 @@ Everything that enumerates methods reads this list: the registries' imports (`pr
 (one chapter variant per baseline), the notebooks' default method lists, the plots' labels and colours, and the
 tests. Adding a pruning method is its module (a `PruningStrategy` registered under the key) plus one line here.
 
-Roles: `reference` (the dense run every Δ is measured against), `baseline` (compared against AdapMTL, one chapter
+Roles: `reference` (the dense run every Δ is measured against), `control` (the dense run trained on for a pruned
+run's sparse phase: Δ against it measures pruning, not extra training), `baseline` (compared against AdapMTL, one chapter
 each), `ours` (the method under study: highlighted in figures), `ablation` (a variant of it).
 """
 
@@ -25,6 +26,7 @@ class Method:
 
 MULTI_TASK: tuple[Method, ...] = (
     Method("dense", "Dense reference", "reference", "#333333", "reference", "base"),
+    Method("dense_finetune", "Dense, trained on (control)", "reference", "#777777", "control", "controls"),
     Method("random", "Random", "random", "#9e9e9e", "baseline", "oneshot"),
     Method("magnitude_global", "Global magnitude", "magnitude", "#1f77b4", "baseline", "oneshot"),
     Method("magnitude_layer", "Layer-wise magnitude", "magnitude", "#6baed6", "baseline", "oneshot"),
@@ -39,6 +41,8 @@ MULTI_TASK: tuple[Method, ...] = (
     Method("adapmtl", "AdapMTL", "AdapMTL", "#d62728", "ours", "adapmtl"),
     Method("adapmtl_global_threshold", "AdapMTL, one global threshold", "AdapMTL", "#f08080", "ablation",
            "adapmtl"),
+    Method("magnitude_component", "Magnitude at AdapMTL's allocation (hard-mask control)", "AdapMTL", "#fb9a99",
+           "ablation", "oneshot"),
     Method("adapmtl_layer_thresholds", "AdapMTL, one threshold per layer", "AdapMTL", "#a50f15", "ablation",
            "adapmtl"),
 )

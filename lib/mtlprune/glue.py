@@ -49,3 +49,43 @@ def glue_allocation(df: pd.DataFrame, methods: dict[str, str], sparsity: float) 
             glue_value(f"{name}_sp_{comp}", 100 * float(v))
         for task, v in g[g["metric"] == "delta_t"].groupby("task")["value"].mean().items():
             glue_value(f"{name}_dt_{task}", float(v))
+
+
+def glue_budget(stability: pd.DataFrame, chosen: int | None, profile: str) -> None:
+    """Glue the budget chapter's verdict: the measured B, the profile's B, whether they agree, and τ / swaps / ties
+    between B and 2B (`budget_*`)."""
+    from .profiles import make_config
+
+    used = make_config(profile, "adapmtl", 0.9).train.iterations
+    glue_value("budget_profile", used)
+    glue_value("budget_chosen", "none of the grid" if chosen is None else chosen)
+    if chosen is None:
+        agreement = "no length of the grid is stable yet: the verdicts of this profile are provisional"
+    elif chosen == used:
+        agreement = "the two agree"
+    elif chosen < used:
+        agreement = "the profile's B is longer than needed, which is safe"
+    else:
+        agreement = "the profile's B is SHORTER than the measurement asks: its verdicts are provisional"
+    glue_value("budget_agreement", agreement)
+    row = stability[stability["from"] == (chosen if chosen is not None else used)]
+    if row.empty:
+        row = stability.tail(1)
+    r = row.iloc[0]
+    glue_value("budget_tau", float(r["kendall_tau"]))
+    glue_value("budget_swaps", len(r["swaps"]))
+    glue_value("budget_ties", len(r["ties"]))
+
+
+def glue_board(board: pd.DataFrame, prefix: str) -> None:
+    """Glue a leaderboard (`evidence.comparison_table`): `<prefix>_ours_rank`, `_ranked` (rows ranked), `_ours`
+    (Δ_T ± interval), `_top` and `_top_value` (the first-ranked row)."""
+    by, ours = board.attrs["by"], board.attrs["ours"]
+    ranked = board[board["rank"] != "–"]
+    mine = board[board[by] == ours]
+    glue_value(f"{prefix}_ours_rank", str(mine["rank"].iloc[0]) if len(mine) else "–")
+    glue_value(f"{prefix}_ranked", len(ranked))
+    glue_value(f"{prefix}_ours", mine["Δ_T vs control"].iloc[0] if len(mine) else "–")
+    top = ranked.iloc[0] if len(ranked) else None
+    glue_value(f"{prefix}_top", top[by] if top is not None else "–")
+    glue_value(f"{prefix}_top_value", top["Δ_T vs control"] if top is not None else "–")

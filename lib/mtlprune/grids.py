@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from . import catalogue
 from .config import RunConfig
-from .profiles import PROFILES, SEEDS, make_config
+from .profiles import BUDGETS, PROFILES, SEEDS, make_config
 
 
 _SETTING_OF = {"backbone": "model.backbone", "iterations": "train.iterations", "batch_size": "train.batch_size",
@@ -146,3 +146,22 @@ def with_seeds(configs: Iterable[RunConfig], seeds: Iterable[int]) -> list[tuple
     seeds = check_seeds(list(seeds))
     unique = list({cfg.run_id: cfg for cfg in configs}.values())
     return [(cfg, s) for cfg in unique for s in seeds]
+
+
+def budget_grid(profile: str, methods: Iterable[str], sparsity: float, budgets: Iterable[int] | None,
+                seeds: Iterable[int] | None) -> list[tuple[RunConfig, int]]:
+    """Every method at every sparse-phase length (`train.iterations` of the pruned run; None: the profile's
+    `BUDGETS`) at `seeds`, each with its equal-training control (`dense_finetune` of the same length)."""
+    from .evidence import with_controls
+
+    budgets = list(budgets) if budgets is not None else list(BUDGETS[profile])
+    if not budgets or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in budgets):
+        raise ValueError(f"budgets must be a non-empty list of positive integers (iterations), got {budgets!r}")
+    seeds = check_seeds(list(seeds) if seeds is not None else default_seeds(profile, "main"))
+    pairs = []
+    for method in methods:
+        for b in budgets:
+            cfg = make_config(profile, method, check_sparsities([sparsity])[0],
+                              sparse_overrides={"train.iterations": b})
+            pairs += [(cfg, seed) for seed in seeds]
+    return with_controls(pairs)

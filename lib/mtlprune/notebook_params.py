@@ -98,6 +98,10 @@ def _executors() -> list[str]:
 COMMON = {"profile": one_of(PROFILES), "progress": _is_bool, "executor": optional(one_of(_executors))}
 
 SCHEMAS: dict[str, dict[str, Check]] = {
+    "00_findings": {**COMMON, "seeds": SEEDS, "sparsity": number_in(0, 1),
+                    "mdl_budget": number_in(0, 1, hi_open=False)},
+    "07_sparse_budget": {**COMMON, "methods": optional(list_of(one_of(_methods))), "seeds": SEEDS,
+                         "budgets": optional(list_of(int_at_least(1))), "sparsity": number_in(0, 1)},
     "01_dense_reference": {**COMMON, "seeds": SEEDS, "backbone": optional(one_of(_backbones)),
                            "iterations": optional(int_at_least(1)), "batch_size": optional(int_at_least(1)),
                            "lr": optional(number_in(0, math.inf)), "n_samples": int_at_least(0)},
@@ -107,10 +111,8 @@ SCHEMAS: dict[str, dict[str, Check]] = {
     "03_baselines_comparison": {**COMMON, "methods": optional(list_of(one_of(_methods))), "sparsities": SPARSITIES,
                                 "seeds": SEEDS, "extra_seeds": optional(list_of(int_at_least(0), nonempty=False)),
                                 "seed_sparsity": number_in(0, 1), "table_sparsity": number_in(0, 1)},
-    "04_adapmtl": {**COMMON, "sparsities": SPARSITIES, "seeds": SEEDS, "baselines": optional(list_of(one_of(_methods))),
-                   "baseline_seeds": SEEDS,
-                   "baseline_extra_seeds": optional(list_of(int_at_least(0), nonempty=False)),
-                   "seed_sparsity": number_in(0, 1), "ablation_sparsity": number_in(0, 1), "ablation_seeds": SEEDS},
+    "04_adapmtl": {**COMMON, "methods": optional(list_of(one_of(_methods))), "seeds": SEEDS,
+                   "sparsity": number_in(0, 1)},
     "05_adapmtl_ablation": {**COMMON, "group": one_of(_groups), "sparsity": number_in(0, 1), "seeds": SEEDS,
                             "inits": list_of(number_in(-1e4, 1e4)), "decays": list_of(number_in(0, math.inf, False))},
     "06_multidomain": {**COMMON, "budgets": list_of(number_in(0, 1, hi_open=False)), "sharings": list_of(
@@ -123,7 +125,6 @@ SCHEMAS: dict[str, dict[str, Check]] = {
 MEMBERSHIP = [("02_pruning_method", "seed_sparsity", "sparsities"),
               ("03_baselines_comparison", "seed_sparsity", "sparsities"),
               ("03_baselines_comparison", "table_sparsity", "sparsities"),
-              ("04_adapmtl", "seed_sparsity", "sparsities"), ("04_adapmtl", "ablation_sparsity", "sparsities"),
               ("06_multidomain", "seed_budget", "budgets"), ("06_multidomain", "budget", "budgets"),
               ("06_multidomain", "sharing", "sharings")]
 

@@ -123,20 +123,37 @@ def _levels(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _by_achieved(sub: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, requested level): mean achieved sparsity, mean value and its 95 % interval over seeds."""
+    from .evidence import half_width
+
+    rows = []
+    for (m, req), g in sub.groupby(["method", "sparsity_requested"]):
+        rows.append({"method": m, "requested": req, "achieved": g["sparsity"].mean(), "value": g["value"].mean(),
+                     "ci": half_width(g["value"])})
+    return pd.DataFrame(rows)
+
+
 def delta_vs_sparsity(df: pd.DataFrame, metric: str = "delta_t") -> plt.Figure:
-    """One panel per task (and the mean): Δ vs requested sparsity, one line per method, mean ± sd over seeds."""
-    sub = _levels(df[(df["metric"] == metric) & (df["method"] != "dense")])
+    """One panel per task (and the mean): Δ against **achieved** sparsity (logit axis: 50 … 98 % evenly spread), one
+    line per method, mean ± 95 % interval over seeds; AdapMTL drawn thick."""
+    sub = df[(df["metric"] == metric) & (df["method"] != "dense")].copy()
     sub["value"] = sub["value"].astype(float)
     panels = ["seg", "normal", "depth", "mean"]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8), sharex=True)
-    for i, (ax, task) in enumerate(zip(axes, panels)):
-        g = sub[sub["task"] == task]
-        sns.lineplot(data=g, x="requested", y="value", hue="method", style="method", markers=True,
-                     palette=method_palette(sub["method"]),
-                     dashes=False, errorbar="sd", ax=ax, legend=i == len(panels) - 1)
+    palette, width = _method_style(list(dict.fromkeys(sub["method"])))
+    for ax, task in zip(axes, panels):
+        pts = _by_achieved(sub[sub["task"] == task])
+        for m in palette:
+            g = pts[pts["method"] == m].sort_values("achieved")
+            if g.empty:
+                continue
+            ax.errorbar(g["achieved"], g["value"], yerr=g["ci"], color=palette[m], linewidth=width[m], marker="o",
+                        markersize=4, capsize=2, label=catalogue.label(m))
         ax.axhline(0, color="0.3", lw=0.8, ls=":")
+        ax.set_xscale("logit")
         ax.set_title("Δ_T (mean over tasks)" if task == "mean" else f"Δ_T {TASK_TITLES[task]}")
-        ax.set_xlabel("requested sparsity")
+        ax.set_xlabel("achieved sparsity")
         ax.set_ylabel("Δ vs dense (%)")
     axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     return fig
@@ -363,4 +380,87 @@ def domain_overlap(matrix: pd.DataFrame, title: str) -> plt.Figure:
     sns.heatmap(matrix.astype(float), annot=True, fmt=".2f", cmap="mako_r", vmin=0, vmax=1, ax=ax,
                 cbar_kws={"label": "Jaccard overlap of filter sets"})
     ax.set_title(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Evidence: plateaus, budgets, intervals
+# ---------------------------------------------------------------------------------------------------------------------
+PRIMARY_TITLES = {"seg/miou": "val mIoU (%) ↑", "depth/abs_err": "val depth abs. error ↓",
+                  "normal/angle_mean": "val mean normal angle (°) ↓"}
+
+
+def plateau(history: pd.DataFrame, window: float = 0.1) -> plt.Figure:
+    """Validation primary metrics over training, one line per seed, with the two windows the plateau criterion
+    compares shaded (the last `window` of training and the `window` ending at three quarters)."""
+    val = history[history["split"] == "val"]
+    cols = [c for c in PRIMARY_TITLES if c in val.columns]
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.9 * len(cols), 3.0), squeeze=False)
+    end = float(val["step"].max())
+    w = window * end
+    for ax, col in zip(axes[0], cols):
+        sns.lineplot(data=val, x="step", y=col, hue="seed", ax=ax, palette="Greys_d", legend=ax is axes[0][0],
+                     linewidth=1.2)
+        for lo, hi in ((0.75 * end - w, 0.75 * end), (end - w, end)):
+            ax.axvspan(lo, hi, color="#d62728", alpha=0.12, linewidth=0)
+        ax.set_title(PRIMARY_TITLES[col])
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("")
+    return fig
+
+
+def _method_style(methods) -> tuple[dict[str, str], dict[str, float]]:
+    palette = method_palette(methods)
+    width = {m: 2.6 if catalogue_role(m) == "ours" else 1.4 for m in methods}
+    return palette, width
+
+
+def catalogue_role(key: str) -> str:
+    try:
+        return catalogue.method(key).role
+    except ValueError:
+        return "other"
+
+
+def budget_curves(summary: pd.DataFrame, values: tuple[str, ...] = ("delta_t_control", "delta_t")) -> plt.Figure:
+    """Mean Δ_T ± 95 % interval against the sparse-phase length (log scale), one line per method, one panel per
+    reference (the equal-training control, the dense reference). AdapMTL is drawn thick; collapsed cells hollow."""
+    titles = {"delta_t_control": "Δ_T vs equal-training control (%)", "delta_t": "Δ_T vs dense reference (%)"}
+    methods = list(dict.fromkeys(summary["method"]))
+    palette, width = _method_style(methods)
+    fig, axes = plt.subplots(1, len(values), figsize=(5.4 * len(values), 3.8), squeeze=False, sharex=True)
+    for ax, value in zip(axes[0], values):
+        for m in methods:
+            g = summary[summary["method"] == m].sort_values("budget")
+            ax.errorbar(g["budget"], g[value], yerr=g[f"{value} ci"], color=palette[m], linewidth=width[m],
+                        marker="o", capsize=3, label=catalogue.label(m))
+            bad = g[g["collapsed"] > 0]
+            ax.scatter(bad["budget"], bad[value], s=90, facecolors="white", edgecolors=palette[m], zorder=3)
+        ax.axhline(0, color="#333333", linewidth=0.8, linestyle="--")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(summary["budget"].unique()), [str(b) for b in sorted(summary["budget"].unique())])
+        ax.set_xlabel("sparse-phase length (iterations)")
+        ax.set_title(titles.get(value, value))
+    axes[0][0].legend(loc="best", fontsize=8, frameon=True)
+    return fig
+
+
+def intervals(table: pd.DataFrame, values: tuple[str, ...] = ("delta_t_control", "delta_t"),
+              label: str = "label") -> plt.Figure:
+    """A forest plot: each row's mean Δ_T with its 95 % interval, per reference; AdapMTL highlighted, collapsed rows
+    grey (they are not ranked)."""
+    titles = {"delta_t_control": "Δ_T vs equal-training control (%)", "delta_t": "Δ_T vs dense reference (%)"}
+    rows = table.reset_index(drop=True)
+    fig, axes = plt.subplots(1, len(values), figsize=(4.6 * len(values), 0.42 * len(rows) + 1.2), squeeze=False,
+                             sharey=True)
+    palette, width = _method_style(list(rows["method"]))
+    y = np.arange(len(rows))[::-1]
+    for ax, value in zip(axes[0], values):
+        for yi, (_, r) in zip(y, rows.iterrows()):
+            colour = "#bbbbbb" if r.get("collapsed", 0) else palette[r["method"]]
+            ax.errorbar(r[value], yi, xerr=r[f"{value} ci"], fmt="o", color=colour, capsize=3,
+                        markersize=7 if width[r["method"]] > 2 else 5, linewidth=width[r["method"]])
+        ax.axvline(0, color="#333333", linewidth=0.8, linestyle="--")
+        ax.set_title(titles.get(value, value))
+        ax.set_yticks(y, rows[label])
     return fig

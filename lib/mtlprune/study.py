@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .docs import method_card
 from .execute import run_ids, run_labelled, run_pairs, run_seeds
-from .glue import glue_allocation, glue_best, glue_metrics, glue_ranking, glue_value
+from .glue import glue_allocation, glue_best, glue_board, glue_budget, glue_metrics, glue_ranking, glue_value
 from .grids import (VARIANT_KEYS, ablation_group_pairs, ablation_pairs, check_seeds, check_sparsities, default_seeds,
                     dense_config, pruning_grid, sensitivity_pairs, variant_pairs, with_seeds)
 from .results import (histories, histories_of, labelled_histories, labelled_summaries, layer_sparsity_of,
@@ -19,7 +19,7 @@ from .tables import (ablation_table, best_table, describe, metric_summary, paper
                      sensitivity_table, sparsity_levels_table, variant_table)
 
 __all__ = [
-    "method_card", "run_ids", "run_labelled", "run_pairs", "run_seeds", "glue_allocation", "glue_best",
+    "method_card", "run_ids", "run_labelled", "run_pairs", "run_seeds", "glue_allocation", "glue_best", "glue_board", "glue_budget",
     "glue_metrics", "glue_ranking", "glue_value", "VARIANT_KEYS", "ablation_group_pairs", "ablation_pairs",
     "check_seeds", "check_sparsities", "default_seeds", "dense_config", "pruning_grid", "sensitivity_pairs",
     "variant_pairs", "with_seeds", "histories", "histories_of", "labelled_histories", "labelled_summaries",

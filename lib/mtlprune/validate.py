@@ -66,11 +66,13 @@ def validate(cfg: RunConfig) -> None:
                        f"training scenes of {s.n_train}; both need at least one: choose a fraction between "
                        f"{1 / s.n_train:.3g} and {1 - 1 / s.n_train:.3g}"))
     p = cfg.pruning
-    if p.method == "dense":
-        checks.append((p.sparsity == 0.0, f"the dense method takes no sparsity (got {p.sparsity}); "
-                                          f"choose a pruning method: {', '.join(m for m in STRATEGIES.names() if m != 'dense')}"))
+    if not STRATEGIES.get(p.method).prunes:
+        pruning = ", ".join(m for m in STRATEGIES.names() if STRATEGIES.get(m).prunes)
+        checks.append((p.sparsity == 0.0, f"method {p.method!r} prunes nothing and takes no sparsity (got "
+                                          f"{p.sparsity}); drop --sparsity or choose a pruning method: {pruning}"))
     else:
         checks.append((0.0 < p.sparsity < 1.0, f"sparsity must be in (0, 1), got {p.sparsity}"))
+    if p.method != "dense":
         checks.append((cfg.dense is not None, f"pruning method {p.method!r} needs the dense run it starts from "
                                               f"(`dense`); build the config with profiles.make_config"))
     for ok, message in checks:

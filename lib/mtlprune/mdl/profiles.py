@@ -56,6 +56,10 @@ MDL_PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+# standard: exactly quick's runs (shared ids), over every budget and sharing variant
+MDL_PROFILE_SETTINGS["standard"] = MDL_PROFILE_SETTINGS["quick"]
+
+
 def _profile(profile: str) -> MDLConfig:
     if profile not in MDL_PROFILE_SETTINGS:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .. import catalogue, store
+from .. import catalogue, paths, store
 from ..execute import run_pairs
 from ..grids import check_seeds, default_seeds
 from ..results import load_history
@@ -79,7 +79,8 @@ def results(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
                      "budget": cfg.method.budget, "seed": seed,
                      **{f"acc {d}": a for d, a in s["accuracy"].items()}, "mean accuracy": s["mean_accuracy"],
                      "params ratio": s["params_ratio"], "MACs ratio": s["macs_ratio"],
-                     "latency ratio": s["latency_ratio"], "bytes ratio": s["bytes_ratio"],
+                     "latency ratio": s["latency_ratio"], "latency IQR": s["latency_ratio_iqr"][1] - s["latency_ratio_iqr"][0],
+                     "bytes ratio": s["bytes_ratio"],
                      "union": s.get("union"), "intersection": s.get("intersection"), "jaccard": s.get("jaccard")})
     df = pd.DataFrame(rows)
     return df.assign(**{"S-score": s_scores(df)})
@@ -171,3 +172,29 @@ def card():
 
     docs = [inspect.getdoc(m) or "" for m in (methods, sharing, model)]
     return Markdown("\n\n".join(docs))
+
+
+def plateau_table(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
+    """The plateau criterion (`evidence.series_plateau`, relative change of the mean validation accuracy over the last
+    quarter < 1 %) for the source network and, per seed, the individual networks (mean over their domains)."""
+    from ..evidence import PLATEAU_TOLERANCE, series_plateau
+
+    rows = []
+    ind = [(c, s) for c, s in pairs if c.method.name == "individual"]
+    if ind:
+        src = ind[0][0].source
+        hist = pd.DataFrame(store.read_history(paths.seed_dir(src.run_id, src.seed)))
+        p = series_plateau(hist["step"], hist["val/0"])
+        rows.append({"network": "source (pretraining)", "seed": src.seed, "iterations": int(p["steps"]),
+                     "gain (%)": round(p["gain"], 2), "holds": p["holds"]})
+    for cfg, seed in ind:
+        hist = pd.DataFrame(store.read_history(paths.seed_dir(cfg.run_id, seed)))
+        val = hist[hist.get("split") == "val"] if "split" in hist else hist.iloc[0:0]
+        mean = val.groupby("step")["val/0"].mean()  # one domain per individual network: its own head 0
+        p = series_plateau(mean.index, mean.values)
+        rows.append({"network": "individual networks (mean over domains)", "seed": seed,
+                     "iterations": int(p["steps"]), "gain (%)": round(p["gain"], 2), "holds": p["holds"]})
+    out = pd.DataFrame(rows)
+    if len(out):
+        out[f"plateau (|gain| < {PLATEAU_TOLERANCE:g} %)"] = out.pop("holds").map({True: "yes", False: "NO"})
+    return out

@@ -32,7 +32,8 @@ from .sharing import weighted
 from .train import accuracy, from_source, pretrain_source, train_joint
 
 SUMMARY_KEYS = ("run_id", "kind", "method", "budget", "sharing", "seed", "domains", "accuracy", "val_accuracy",
-                "mean_accuracy", "params_ratio", "macs_ratio", "bytes_ratio", "latency_ratio", "config")
+                "mean_accuracy", "params_ratio", "macs_ratio", "bytes_ratio", "latency_ratio", "latency_ratio_iqr",
+                "config")
 SOURCE_KEYS = ("run_id", "seed", "train_seconds")
 
 
@@ -67,7 +68,9 @@ def source_model(cfg: SourceConfig, progress: bool = True, profile: str | None =
     def train(out: Path) -> dict[str, Any]:
         store.write_config(cfg.run_id, cfg)
         t = time.time()
-        model = pretrain_source(cfg, (x, y), len(names), cfg.seed, progress)
+        vx, vy, _ = load(cfg, cfg.data.source, "val", progress)
+        model, history = pretrain_source(cfg, (x, y), len(names), cfg.seed, progress, (vx, vy))
+        store.write_history(out, history)
         bad = [n for n, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
         if bad:  # a NaN source would poison every multi-domain run that starts from it
             raise FloatingPointError(f"source pretraining produced non-finite weights ({bad[:3]}); it is not "
@@ -118,9 +121,10 @@ def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet,
         model = from_source(source, [classes[d] for d in served], cfg, method.granularity)
         tag = {"domain": names[served[0]]} if len(served) == 1 else {}
         desc = f"{cfg.kind} {names[served[0]]}" if len(served) == 1 else cfg.kind
-        history += [{**h, **tag} for h in train_joint(model, method, [data["train"][d] for d in served],
-                                                      list(range(len(served))), cfg, net_seed, progress, desc,
-                                                      ckpt=out / f"checkpoint_{k}.pt")]
+        history += [{**h, **tag, "network": k}
+                    for h in train_joint(model, method, [data["train"][d] for d in served],
+                                         list(range(len(served))), cfg, net_seed, progress, desc,
+                                         ckpt=out / f"checkpoint_{k}.pt", val=[data["val"][d] for d in served])]
         pruned = remove_unused(model) if model.switched() else model
         for i, d in enumerate(served):
             acc[names[d]] = accuracy(model, data["test"][d], i)
@@ -143,7 +147,8 @@ def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet,
         "macs_ratio": max(per_domain_macs.values()) / ref_macs,
         "macs_ratio_per_domain": {n: m / ref_macs for n, m in per_domain_macs.items()},
         "bytes_ratio": sum(disk_bytes(deployed_state(m)) for m in deployed) / ref_bytes,
-        "latency_ms": {"model": lat[0], "single_backbone": lat[1]}, "latency_ratio": lat[2],
+        "latency_ms": {"model": lat["model_ms"], "single_backbone": lat["single_backbone_ms"]},
+        "latency_ratio": lat["ratio"], "latency_ratio_iqr": [lat["ratio_q1"], lat["ratio_q3"]],
         "reference": {"params": ref_params, "macs": ref_macs, "bytes": ref_bytes},
         "params": sum(parameters(m) for m in deployed), "models_deployed": len(deployed),
         "method_state": method.state_dict(), "train_seconds": time.time() - t0, "config": canonical(cfg),

@@ -28,22 +28,28 @@ def _batches(data: list[Split], batch_size: int, gen: torch.Generator) -> list[t
     return out
 
 
-def pretrain_source(cfg: SourceConfig, source: Split, classes: int, seed: int, progress: bool) -> MultiDomainResNet:
-    """The single-domain backbone trained on the source split (ImageNet's role)."""
+def pretrain_source(cfg: SourceConfig, source: Split, classes: int, seed: int, progress: bool,
+                    val: Split | None = None) -> tuple[MultiDomainResNet, list[dict[str, Any]]]:
+    """The single-domain backbone trained on the source split (ImageNet's role), and its log: the validation accuracy
+    on `val` (the source domain's validation split) `VAL_POINTS` times over the run."""
     torch.manual_seed(seed)
     model = MultiDomainResNet([classes], cfg.model.widths, cfg.model.blocks)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.iterations)
     gen = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in tqdm(range(cfg.iterations), desc="source pretraining", disable=not progress, leave=False):
+    history: list[dict[str, Any]] = []
+    val_every = max(1, cfg.iterations // VAL_POINTS)
+    for step in tqdm(range(1, cfg.iterations + 1), desc="source pretraining", disable=not progress, leave=False):
         ((x, y),) = _batches([source], cfg.batch_size, gen)
         loss = F.cross_entropy(model(x, 0), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    return model.eval()
+        if val is not None and (step % val_every == 0 or step == cfg.iterations):
+            history.append({**val_record(model, [val], [0], step, True), "loss/0": float(loss.detach())})
+    return model.eval(), history
 
 
 def from_source(source: MultiDomainResNet, classes: list[int], cfg: MDLConfig, granularity: str | None,
@@ -82,11 +88,24 @@ def init_switches(model: MultiDomainResNet, level: float) -> None:
         block.switches.copy_((level * (0.5 + ranks)).reshape(score.shape).expand_as(block.switches))
 
 
+VAL_POINTS = 20  # validation accuracy is logged this many times over a run (the plateau criterion reads it)
+
+
+def val_record(model: MultiDomainResNet, val: list[Split], domains: list[int], step: int,
+               train_mode: bool) -> dict[str, Any]:
+    """Validation accuracy (%) of every domain at `step` (BatchNorm in eval mode, then back to `train_mode`)."""
+    rec = {"step": step, "split": "val", **{f"val/{d}": accuracy(model, val[d], d) for d in domains}}
+    model.train(train_mode)
+    return rec
+
+
 def train_joint(model: MultiDomainResNet, method: MDLMethod, data: list[Split], domains: list[int], cfg: MDLConfig,
-                seed: int, progress: bool, desc: str, ckpt: Path | None = None) -> list[dict[str, Any]]:
-    """Train `model` on `domains` (indices into the model's domains and into `data`) jointly; returns the log.
-    With `ckpt`, the state is saved every tenth of the run and at its end, and a killed run resumes from it (the
-    same numbers as an uninterrupted run: the batch generator is part of the checkpoint)."""
+                seed: int, progress: bool, desc: str, ckpt: Path | None = None,
+                val: list[Split] | None = None) -> list[dict[str, Any]]:
+    """Train `model` on `domains` (indices into the model's domains and into `data`) jointly; returns the log, with
+    the validation accuracy of every domain `VAL_POINTS` times over the run when `val` is given (eval mode: the
+    training numbers do not change). With `ckpt`, the state is saved every tenth of the run and at its end, and a
+    killed run resumes from it (the same numbers as an uninterrupted run: the batch generator is in the checkpoint)."""
     for p in model.parameters():
         p.requires_grad_(False)
     groups = method.param_groups(model)
@@ -99,6 +118,7 @@ def train_joint(model: MultiDomainResNet, method: MDLMethod, data: list[Split], 
     model.train(method.bn_train_mode())
     history, every, start = [], max(1, cfg.train.iterations // 30), 1
     save_every = max(1, cfg.train.iterations // 10)
+    val_every = max(1, cfg.train.iterations // VAL_POINTS)
     if ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt)
         model.load_state_dict(state["model"])
@@ -130,6 +150,8 @@ def train_joint(model: MultiDomainResNet, method: MDLMethod, data: list[Split], 
         method.after_step(model, scalars)
         if step % every == 0 or step == cfg.train.iterations:
             history.append({"step": step, **{f"loss/{d}": float(v.detach()) for d, v in losses.items()}, **scalars})
+        if val is not None and (step % val_every == 0 or step == cfg.train.iterations):
+            history.append(val_record(model, val, domains, step, method.bn_train_mode()))
         if step % save_every == 0 or step == cfg.train.iterations:
             checkpoint(step)
     method.finish(model)

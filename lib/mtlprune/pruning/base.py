@@ -41,6 +41,7 @@ class TrainContext:
 
 class PruningStrategy:
     needs_dense = False  # True: the run starts from the trained dense reference (`cfg.dense`)
+    prunes = True  # False: a control that keeps every weight (its sparsity must be 0)
     keeps_snapshots = False  # True: the run saves weight snapshots early in training (LTH rewinding points)
 
     def __init__(self, cfg: PruningConfig) -> None:
@@ -83,6 +84,7 @@ class Dense(PruningStrategy):
     rewinding points LTH can use (`REWIND_FRACTIONS` of its iterations)."""
 
     keeps_snapshots = True
+    prunes = False
 
 
 REWIND_FRACTIONS = (0.0, 0.01, 0.02, 0.05, 0.1)  # of the dense run's iterations; 0 = initialization

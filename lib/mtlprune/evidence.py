@@ -1,0 +1,313 @@
+"""Evidence: per-run records with Δ against the dense reference *and* the equal-training control, intervals over seeds,
+verdicts that call a tie a tie, runs collapsed to chance, the dense plateau criterion and the sparse-phase budget
+chosen by measurement.
+
+Conventions (stated in the book, `conventions.md`):
+- Interval: mean ± the 95 % Student-t half-width over seeds (n − 1 degrees of freedom); n < 2 has no interval.
+- A difference is called only where the two intervals do not overlap; otherwise the verdict is `tie`.
+- Δ_T (AdapMTL's: per task the sum of signed relative changes in %, mean over tasks) of a pruned run against the dense
+  reference of its seed (`delta_t`) and against `dense_finetune`, the reference trained on for the same sparse phase
+  (`delta_t_control`): the first credits pruned runs with their extra training, the second measures pruning alone.
+- Collapse: a run whose primary metric of some task (mIoU, depth abs. error, mean normal angle) is no better than a
+  constant predictor's on the same test split (`chance_metrics`) is flagged and left out of every ranking.
+- Plateau: Δ_T between the validation metrics averaged over the last `window` of training and over the `window`
+  ending at three quarters; the run is at a plateau when its absolute value is below `PLATEAU_TOLERANCE` (1 %).
+- Budget: the smallest sparse-phase length b whose method ranking (mean Δ_T) does not change at 2b beyond the
+  intervals: no pair of methods separated at b or at 2b swaps order. Kendall τ between the two rankings is shown too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats as sps
+
+from . import catalogue, store
+from .config import PruningConfig, RunConfig
+from .metrics import METRICS, TaskMeters, delta_p, delta_t
+from .runner import SUMMARY_KEYS
+
+LEVEL = 0.95
+PLATEAU_TOLERANCE = 1.0  # % Δ_T over the last quarter of training
+PRIMARY = {"seg": ("miou", 1), "depth": ("abs_err", -1), "normal": ("angle_mean", -1)}
+
+
+def half_width(values: Iterable[float], level: float = LEVEL) -> float:
+    """The Student-t half-width of the mean's `level` interval (NaN below two values)."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if x.size < 2:
+        return float("nan")
+    return float(sps.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+
+
+def interval(values: Iterable[float], level: float = LEVEL) -> dict[str, float]:
+    x = [float(v) for v in values if v is not None and np.isfinite(v)]
+    mean = float(np.mean(x)) if x else float("nan")
+    h = half_width(x, level)
+    return {"mean": mean, "ci": h, "lo": mean - h, "hi": mean + h, "n": len(x)}
+
+
+def verdict(a: dict[str, float], b: dict[str, float], higher_is_better: bool = True) -> str:
+    """`better` / `worse` when the intervals of a and b do not overlap (from a's side), else `tie`. Without an
+    interval (n < 2) nothing is called: `tie`."""
+    if not (np.isfinite(a["ci"]) and np.isfinite(b["ci"])):
+        return "tie"
+    if a["lo"] > b["hi"]:
+        return "better" if higher_is_better else "worse"
+    if a["hi"] < b["lo"]:
+        return "worse" if higher_is_better else "better"
+    return "tie"
+
+
+def control_config(cfg: RunConfig) -> RunConfig:
+    """The equal-training control of a pruned run: its dense reference trained on for the same sparse phase (every
+    train/data setting of the run), without pruning and with the reference's own loss weighting."""
+    from .validate import validate
+
+    if cfg.dense is None:
+        raise ValueError(f"{cfg.run_id} is a dense reference: it has no sparse phase to match")
+    out = replace(cfg, pruning=PruningConfig(method="dense_finetune", sparsity=0.0), weighting=cfg.dense.weighting)
+    validate(out)
+    return out
+
+
+def with_controls(pairs: Iterable[tuple[RunConfig, int]]) -> list[tuple[RunConfig, int]]:
+    """`pairs` plus the control of every pruned (config, seed), each once."""
+    pairs = list(pairs)
+    out = {(c.run_id, s): (c, s) for c, s in pairs}
+    for cfg, seed in pairs:
+        if cfg.dense is not None and cfg.pruning.method != "dense_finetune":
+            ctl = control_config(cfg)
+            out.setdefault((ctl.run_id, seed), (ctl, seed))
+    return list(out.values())
+
+
+@lru_cache(maxsize=8)
+def _chance(data_key: str, cfg: RunConfig) -> dict[str, dict[str, float]]:
+    from .data.loading import load_data
+
+    train, test = load_data(cfg, "train", False), load_data(cfg, "test", False)
+    labels = train["label"][train["label"] >= 0]
+    majority = int(torch.bincount(labels.reshape(-1)).argmax())
+    depth = float(train["depth"][train["depth"] > 0].mean())
+    normal = train["normal"].mean(dim=(0, 2, 3))
+    meters = TaskMeters(cfg.tasks)
+    n = test["image"].shape[0]
+    for i in range(0, n, 64):
+        batch = {k: v[i:i + 64] for k, v in test.items()}
+        b, _, h, w = batch["image"].shape
+        seg = torch.zeros(b, int(train["label"].max()) + 1, h, w)
+        seg[:, majority] = 1.0
+        preds = {"seg": seg, "depth": torch.full((b, 1, h, w), depth),
+                 "normal": normal.reshape(1, 3, 1, 1).expand(b, 3, h, w).contiguous()}
+        meters.update({t: preds[t] for t in cfg.tasks}, batch)
+    return meters.compute()
+
+
+def chance_metrics(cfg: RunConfig) -> dict[str, dict[str, float]]:
+    """Test metrics of constant predictors fitted on the training split: the majority class, the mean valid depth,
+    the mean normal direction. A run no better than these on a task has collapsed."""
+    from .config import to_dict
+    import json
+
+    return _chance(json.dumps(to_dict(cfg.data), sort_keys=True, default=str), replace(cfg, dense=None))
+
+
+def collapsed_tasks(metrics: dict[str, dict[str, float]], chance: dict[str, dict[str, float]]) -> list[str]:
+    out = []
+    for task, (metric, sign) in PRIMARY.items():
+        if task in metrics and task in chance:
+            if sign * (metrics[task][metric] - chance[task][metric]) <= 0:
+                out.append(task)
+    return out
+
+
+def records(pairs: Iterable[tuple[RunConfig, int] | tuple[str, RunConfig, int]]) -> pd.DataFrame:
+    """One row per completed (config, seed), or (label, config, seed) for labelled variants: method, label, requested
+    and achieved sparsity, sparse-phase length, Δ_T against the dense reference and (when its control ran) against the
+    control, per-task Δ_T, component sparsities, primary metrics and the collapse flag."""
+    rows = []
+    for item in pairs:
+        given, cfg, seed = item if len(item) == 3 else (None, *item)
+        if not store.is_complete(cfg.run_id, seed):
+            continue
+        s = store.cached(cfg.run_id, seed, SUMMARY_KEYS)
+        row: dict[str, Any] = {
+            "run_id": cfg.run_id, "method": cfg.kind, "label": given or catalogue.label(cfg.kind),
+            "weighting": cfg.weighting.name, "sparsity_requested": cfg.pruning.sparsity,
+            "sparsity": s["sparsity"]["overall"], "budget": cfg.train.iterations if cfg.dense is not None else 0,
+            "seed": seed, "delta_t": s["delta_t"]["mean"],
+            **{f"delta_t {t}": s["delta_t"].get(t) for t in METRICS},
+            **{f"sparsity {c}": v for c, v in s["sparsity"]["components"].items()},
+            **{f"{t}/{m}": s["metrics"][t][m] for t, (m, _) in PRIMARY.items() if t in s["metrics"]},
+        }
+        row["delta_t_control"] = float("nan")
+        if cfg.dense is not None and cfg.pruning.method != "dense_finetune":
+            ctl = control_config(cfg)
+            if store.is_complete(ctl.run_id, seed):
+                c = store.cached(ctl.run_id, seed, SUMMARY_KEYS)
+                row["delta_t_control"] = delta_t(s["metrics"], c["metrics"])["mean"]
+        bad = collapsed_tasks(s["metrics"], chance_metrics(cfg))
+        row["collapsed"] = ", ".join(bad)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(df: pd.DataFrame, by: list[str], values: Iterable[str] = ("delta_t", "delta_t_control")) -> pd.DataFrame:
+    """Mean, interval half-width and n of each value per group; `collapsed` = seeds flagged as collapsed."""
+    out = []
+    for key, g in df.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        for v in values:
+            iv = interval(g[v])
+            row.update({v: iv["mean"], f"{v} ci": iv["ci"], f"{v} lo": iv["lo"], f"{v} hi": iv["hi"]})
+        row["n"] = len(g)
+        row["collapsed"] = int((g["collapsed"] != "").sum()) if "collapsed" in g else 0
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _iv(row: pd.Series, value: str) -> dict[str, float]:
+    return {"mean": row[value], "ci": row[f"{value} ci"], "lo": row[f"{value} lo"], "hi": row[f"{value} hi"]}
+
+
+def ranking_change(summary: pd.DataFrame, a: Any, b: Any, value: str = "delta_t_control",
+                   key: str = "budget") -> dict[str, Any]:
+    """How the method ranking by mean `value` moves from `key` = a to `key` = b (e.g. budgets b and 2b): Kendall τ of
+    the two rankings, the pairs that swap order while their intervals separate at a or at b (a real change), and the
+    pairs tied at both. Collapsed methods are left out."""
+    sa = summary[(summary[key] == a) & (summary["collapsed"] == 0)].set_index("method")
+    sb = summary[(summary[key] == b) & (summary["collapsed"] == 0)].set_index("method")
+    methods = [m for m in sa.index if m in sb.index]
+    tau = float(sps.kendalltau(sa.loc[methods, value], sb.loc[methods, value]).statistic) if len(methods) > 1 \
+        else float("nan")
+    swaps, ties = [], []
+    for m, n in itertools.combinations(methods, 2):
+        before = np.sign(sa.loc[m, value] - sa.loc[n, value])
+        after = np.sign(sb.loc[m, value] - sb.loc[n, value])
+        sep_a = verdict(_iv(sa.loc[m], value), _iv(sa.loc[n], value)) != "tie"
+        sep_b = verdict(_iv(sb.loc[m], value), _iv(sb.loc[n], value)) != "tie"
+        if before != after and (sep_a or sep_b):
+            swaps.append(f"{catalogue.label(m)} / {catalogue.label(n)}")
+        if not sep_a and not sep_b:
+            ties.append(f"{catalogue.label(m)} / {catalogue.label(n)}")
+    return {"from": a, "to": b, "methods": len(methods), "kendall_tau": tau, "swaps": swaps, "ties": ties}
+
+
+def budget_stability(summary: pd.DataFrame, value: str = "delta_t_control") -> pd.DataFrame:
+    """`ranking_change` between every budget and the next (each the double of the last in the study's grids)."""
+    budgets = sorted(summary["budget"].unique())
+    rows = [ranking_change(summary, a, b, value) for a, b in zip(budgets, budgets[1:])]
+    return pd.DataFrame(rows)
+
+
+def choose_budget(stability: pd.DataFrame) -> int | None:
+    """The smallest budget whose ranking no longer changes beyond the intervals at the next one (None: none does)."""
+    stable = stability[stability["swaps"].map(len) == 0]
+    return int(stable["from"].min()) if len(stable) else None
+
+
+def plateau(history: pd.DataFrame, tasks: Iterable[str], window: float = 0.1) -> dict[str, float]:
+    """Δ_T (%) between the validation metrics averaged over the last `window` of training and over the `window`
+    ending at 3/4 of it; `holds` when below `PLATEAU_TOLERANCE` in absolute value."""
+    val = history[history["split"] == "val"].sort_values("step")
+    if val.empty:
+        raise ValueError("the run logged no validation metrics: no plateau can be measured")
+    end = float(val["step"].max())
+    w = max(window * end, 1.0)
+
+    def mean_metrics(upto: float) -> dict[str, dict[str, float]]:
+        part = val[(val["step"] > upto - w) & (val["step"] <= upto)]
+        if part.empty:  # fewer evaluations than windows: the nearest one before
+            part = val[val["step"] <= upto].tail(1)
+        return {t: {m: float(part[f"{t}/{m}"].mean()) for m, _ in METRICS[t]} for t in tasks}
+
+    gain = delta_p(mean_metrics(end), mean_metrics(0.75 * end))["mean"]
+    return {"gain": gain, "tolerance": PLATEAU_TOLERANCE, "holds": abs(gain) < PLATEAU_TOLERANCE,
+            "steps": end}
+
+
+def _fmt(mean: float, ci: float) -> str:
+    if not np.isfinite(mean):
+        return "–"
+    return f"{mean:+.1f} ± {ci:.1f}" if np.isfinite(ci) else f"{mean:+.1f}"
+
+
+def comparison_table(rec: pd.DataFrame, ours: str = "AdapMTL", by: str = "label",
+                     value: str = "delta_t_control") -> pd.DataFrame:
+    """The leaderboard of one comparison (≤ 8 columns): per row (a method or labelled variant) the mean Δ_T ± 95 %
+    interval against the control and the dense reference, achieved sparsity, seeds, collapsed seeds, the rank by
+    `value` among the rows that did not collapse (rows whose interval overlaps the first row of a rank share it), and the
+    verdict of `ours` against the row."""
+    summ = summarize(rec, [by, "method"])
+    summ["sparsity %"] = [100 * rec[rec[by] == k]["sparsity"].mean() for k in summ[by]]
+    summ = summ.sort_values(value, ascending=False).reset_index(drop=True)
+    ranked = summ[summ["collapsed"] == 0]
+    ranks, head, rank = {}, None, 0
+    for i, (_, r) in enumerate(ranked.iterrows(), 1):
+        if head is None or verdict(_iv(r, value), _iv(head, value)) != "tie":
+            rank, head = i, r  # a new rank opens where the intervals separate from the rank's first row
+        ranks[r[by]] = rank
+    ref = summ[summ[by] == ours]
+    out = pd.DataFrame({
+        "rank": [ranks.get(k, "–") for k in summ[by]],
+        by: summ[by],
+        "Δ_T vs control": [_fmt(m, c) for m, c in zip(summ["delta_t_control"], summ["delta_t_control ci"])],
+        "Δ_T vs dense": [_fmt(m, c) for m, c in zip(summ["delta_t"], summ["delta_t ci"])],
+        "sparsity %": summ["sparsity %"].round(1),
+        "seeds": summ["n"],
+        "collapsed": summ["collapsed"],
+        f"{ours} is": ["–" if k == ours or ref.empty else verdict(_iv(ref.iloc[0], value), _iv(r, value))
+                       for k, (_, r) in zip(summ[by], summ.iterrows())],
+    })
+    out.attrs.update({"summary": summ, "ours": ours, "by": by, "value": value})
+    return out
+
+
+def stability_table(stability: pd.DataFrame) -> pd.DataFrame:
+    """`budget_stability` for the page: one row per doubling, lists in words."""
+    return pd.DataFrame({
+        "length → double": [f"{a} → {b}" for a, b in zip(stability["from"], stability["to"])],
+        "methods": stability["methods"],
+        "Kendall τ": stability["kendall_tau"].round(2),
+        "swaps (intervals separated)": [", ".join(s) or "none" for s in stability["swaps"]],
+        "tied at both": [len(t) for t in stability["ties"]],
+    })
+
+
+def plateau_table(cfg: RunConfig, seeds: Iterable[int]) -> pd.DataFrame:
+    """The plateau criterion of a dense run per seed: iterations, Δp of the last quarter (%), and whether it holds."""
+    from .results import load_history
+
+    rows = []
+    for s in seeds:
+        p = plateau(load_history(cfg.run_id, s), cfg.tasks)
+        rows.append({"seed": s, "iterations": int(p["steps"]), "Δp over the last quarter (%)": round(p["gain"], 2),
+                     f"plateau (|Δp| < {PLATEAU_TOLERANCE:g} %)": "yes" if p["holds"] else "NO"})
+    return pd.DataFrame(rows)
+
+
+def series_plateau(steps: Iterable[float], values: Iterable[float], window: float = 0.1) -> dict[str, Any]:
+    """`plateau` for one higher-is-better series (e.g. a mean validation accuracy): its relative change (%) between
+    the mean over the last `window` of training and over the `window` ending at 3/4 of it."""
+    s = pd.Series(list(values), index=list(steps), dtype=float).sort_index()
+    if s.empty:
+        raise ValueError("no validation points: no plateau can be measured")
+    end = float(s.index.max())
+    w = max(window * end, 1.0)
+
+    def mean_upto(upto: float) -> float:
+        part = s[(s.index > upto - w) & (s.index <= upto)]
+        return float(part.mean()) if len(part) else float(s[s.index <= upto].iloc[-1])
+
+    a, b = mean_upto(0.75 * end), mean_upto(end)
+    gain = 100.0 * (b - a) / abs(a) if a else float("inf")
+    return {"gain": gain, "tolerance": PLATEAU_TOLERANCE, "holds": abs(gain) < PLATEAU_TOLERANCE, "steps": end}

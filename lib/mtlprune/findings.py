@@ -1,0 +1,158 @@
+"""The Findings page: for each claim of the two papers, a verdict (reproduced / not reproduced / tie) computed from the
+runs with the conventions of `evidence` (95 % Student-t intervals over seeds; a difference only where intervals do not
+overlap; collapsed runs never win), the numbers behind it, and the profile it rests on.
+
+Claims (as the papers state them):
+1. AdapMTL beats SNIP, LTH, IMP and DiSparse at 90 % sparsity (AdapMTL paper, Table 1).
+2. AdapMTL keeps the shared backbone denser than the task heads (its allocation figures).
+3. Adaptive task weighting helps AdapMTL (its ablation).
+4. The budget-aware multi-domain network beats its baselines with fewer parameters and FLOPs than one single-domain
+   network (dos Santos et al.).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import catalogue
+from .evidence import interval, records, verdict
+from .plan import CAUSES
+
+PAPER_BASELINES = ("snip", "lth", "imp", "disparse_dynamic")
+COMPONENT_HEADS = ("seg", "depth", "normal")
+VALUE = "delta_t_control"
+
+
+def _overall(calls: list[str]) -> str:
+    """reproduced when every comparison favours the claim, not reproduced when any goes against it, else tie."""
+    if calls and all(c == "better" for c in calls):
+        return "reproduced"
+    if any(c == "worse" for c in calls):
+        return "not reproduced"
+    return "tie"
+
+
+def _iv_text(iv: dict[str, float], unit: str = "") -> str:
+    if not np.isfinite(iv["mean"]):
+        return "–"
+    ci = f" ± {iv['ci']:.1f}" if np.isfinite(iv["ci"]) else ""
+    return f"{iv['mean']:+.1f}{ci}{unit}"
+
+
+def _run_interval(rec: pd.DataFrame, method: str, value: str = VALUE) -> dict[str, float]:
+    g = rec[rec["method"] == method]
+    iv = interval(g[value])
+    iv["collapsed"] = int((g["collapsed"] != "").sum())
+    return iv
+
+
+def claim_baselines(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
+    o = _run_interval(rec, ours)
+    calls, parts = [], [f"AdapMTL {_iv_text(o)}"]
+    for b in PAPER_BASELINES:
+        iv = _run_interval(rec, b)
+        if iv["n"] == 0:
+            continue
+        if o["collapsed"]:
+            call = "worse"
+        elif iv["collapsed"]:
+            call = "better"
+        else:
+            call = verdict(o, iv)
+        calls.append(call)
+        parts.append(f"{catalogue.label(b)} {_iv_text(iv)}{' (collapsed)' if iv['collapsed'] else ''}: "
+                     f"{'tie' if call == 'tie' else 'AdapMTL ' + call}")
+    return {"claim": "AdapMTL beats SNIP, LTH, IMP and DiSparse at 90 % sparsity", "verdict": _overall(calls),
+            "evidence": "Δ_T vs equal-training control (%): " + "; ".join(parts),
+            "_glue": {"ours": o["mean"], "ours_ci": o["ci"],
+                      "better": sum(c == "better" for c in calls), "tied": sum(c == "tie" for c in calls),
+                      "worse": sum(c == "worse" for c in calls), "compared": len(calls)}}
+
+
+def claim_backbone(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
+    g = rec[rec["method"] == ours]
+    heads = [f"sparsity {h}" for h in COMPONENT_HEADS if f"sparsity {h}" in g]
+    backbone = interval(100 * g["sparsity backbone"])
+    head = interval(100 * g[heads].mean(axis=1))
+    call = verdict(head, backbone)  # "better" = heads sparser than the backbone, as the claim says
+    return {"claim": "AdapMTL keeps the backbone denser than the task heads", "verdict": _overall([call]),
+            "evidence": f"achieved sparsity (%): backbone {backbone['mean']:.1f} ± {backbone['ci']:.1f}, "
+                        f"mean of the heads {head['mean']:.1f} ± {head['ci']:.1f}",
+            "_glue": {"backbone": backbone["mean"], "heads": head["mean"]}}
+
+
+def claim_weighting(causes: pd.DataFrame) -> dict[str, Any]:
+    labels = list(CAUSES)
+    adaptive, equal = labels[0], labels[1]
+    a = interval(causes[causes["label"] == adaptive][VALUE])
+    e = interval(causes[causes["label"] == equal][VALUE])
+    call = verdict(a, e)
+    return {"claim": "Adaptive task weighting helps AdapMTL", "verdict": _overall([call]),
+            "evidence": f"Δ_T vs control (%): adaptive {_iv_text(a)}, equal weighting {_iv_text(e)}",
+            "_glue": {"adaptive": a["mean"], "equal": e["mean"]}}
+
+
+def claim_multidomain(mdl: pd.DataFrame, budget: float = 0.5) -> dict[str, Any]:
+    ours_label = [m for m in mdl["method"].unique() if m.startswith(catalogue.mdl_method("budget_aware").label)]
+    o = mdl[(mdl["method"].isin(ours_label)) & (mdl["budget"] == budget)]
+    oi = interval(o["mean accuracy"])
+    calls, parts = [], [f"budget-aware {oi['mean']:.1f} ± {oi['ci']:.1f} %"]
+    for key in ("individual", "frozen", "ba2"):
+        lab = catalogue.mdl_method(key).label
+        g = mdl[(mdl["method"].str.startswith(lab)) & ((mdl["budget"] == budget) | ~mdl["switched"])]
+        if g.empty:
+            continue
+        iv = interval(g["mean accuracy"])
+        call = verdict(oi, iv)
+        calls.append(call)
+        parts.append(f"{lab} {iv['mean']:.1f} ± {iv['ci']:.1f} % ({'tie' if call == 'tie' else call})")
+    params, macs = float(o["params ratio"].mean()), float(o["MACs ratio"].mean())
+    cheaper = params < 1 and macs < 1
+    verdict_ = _overall(calls) if cheaper else "not reproduced"
+    return {"claim": "The budget-aware multi-domain network beats its baselines with fewer parameters and FLOPs than "
+                     "one single-domain network",
+            "verdict": verdict_,
+            "evidence": f"mean test accuracy at budget {budget:g}: " + "; ".join(parts)
+                        + f". Cost: {params:.2f}× the parameters and {macs:.2f}× the MACs of one backbone",
+            "_glue": {"acc": oi["mean"], "params": params, "macs": macs}}
+
+
+def table(claims: list[dict[str, Any]], rests_on: str) -> pd.DataFrame:
+    return pd.DataFrame([{"claim": c["claim"], "verdict": c["verdict"], "evidence": c["evidence"],
+                          "rests on": rests_on} for c in claims])
+
+
+def rests_on(profile: str, seeds=None) -> str:
+    """The profile, seeds and budgets a verdict rests on, in words."""
+    from .grids import check_seeds, default_seeds
+    from .profiles import make_config
+
+    seeds = check_seeds(list(seeds)) if seeds is not None else default_seeds(profile, "main")
+    cfg = make_config(profile, "adapmtl", 0.9)
+    return (f"{profile}: seeds {', '.join(map(str, seeds))}; dense {cfg.dense.train.iterations} it., "
+            f"sparse phase {cfg.train.iterations} it.")
+
+
+def styled(tbl: pd.DataFrame):
+    """The claims table as the page shows it: text wrapped and left-aligned, verdicts coloured, no index."""
+    colours = {"reproduced": "#1a7f37", "not reproduced": "#b42318", "tie": "#6e6e6e"}
+    return (tbl.style.hide(axis="index")
+            .set_properties(**{"white-space": "normal", "text-align": "left", "vertical-align": "top"})
+            .map(lambda v: f"color: {colours.get(v, 'inherit')}; font-weight: bold", subset=["verdict"]))
+
+
+def glue_claims(claims: list[dict[str, Any]], names: list[str]) -> None:
+    """Glue each claim's verdict and numbers as `find_<name>_verdict` and `find_<name>_<key>` for the prose."""
+    from .glue import glue_value
+
+    for name, c in zip(names, claims):
+        glue_value(f"find_{name}_verdict", c["verdict"])
+        for k, v in c["_glue"].items():
+            glue_value(f"find_{name}_{k}", v)
+
+
+__all__ = ["claim_baselines", "claim_backbone", "claim_weighting", "claim_multidomain", "table", "glue_claims",
+           "records", "rests_on", "styled"]

@@ -1,0 +1,133 @@
+"""Evidence: intervals and ties, the budget choice, the plateau criterion, the equal-training control and the
+hard-mask control, the `standard` profile, and the Findings verdicts (on synthetic records: the rules, not the runs)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtlprune import evidence, findings
+from mtlprune.profiles import PROFILES, SPARSE_PHASE, make_config
+from mtlprune.pruning import build_strategy
+
+
+def test_interval_is_the_student_t_half_width():
+    iv = evidence.interval([1.0, 2.0, 3.0])
+    # t_{0.975, 2} = 4.3027; sd = 1; n = 3
+    assert iv["mean"] == pytest.approx(2.0)
+    assert iv["ci"] == pytest.approx(4.302652729911275 / math.sqrt(3), rel=1e-9)
+    assert math.isnan(evidence.interval([5.0])["ci"])  # one seed: no interval
+
+
+def test_verdict_calls_a_difference_only_where_intervals_separate():
+    a, b = evidence.interval([10.0, 10.5, 11.0]), evidence.interval([1.0, 1.5, 2.0])
+    assert evidence.verdict(a, b) == "better" and evidence.verdict(b, a) == "worse"
+    assert evidence.verdict(a, b, higher_is_better=False) == "worse"
+    c = evidence.interval([0.0, 10.0, 20.0])  # wide: overlaps both
+    assert evidence.verdict(a, c) == "tie" == evidence.verdict(c, b)
+    assert evidence.verdict(evidence.interval([9.0]), evidence.interval([1.0])) == "tie"  # no interval, no call
+
+
+def _summary(rows):
+    rec = pd.DataFrame([{"method": m, "budget": b, "seed": s, "delta_t": v, "delta_t_control": v, "collapsed": ""}
+                        for m, b, vals in rows for s, v in enumerate(vals)])
+    return evidence.summarize(rec, ["method", "budget"])
+
+
+def test_budget_is_the_first_whose_ranking_holds_when_doubled():
+    summ = _summary([
+        ("adapmtl", 50, [-30, -31, -29]), ("snip", 50, [-10, -11, -9]),     # snip ahead at 50 ...
+        ("adapmtl", 100, [-5, -6, -4]), ("snip", 100, [-15, -16, -14]),     # ... behind from 100 on: a real swap
+        ("adapmtl", 200, [-2, -3, -1]), ("snip", 200, [-12, -13, -11]),
+        ("adapmtl", 400, [-1, -2, 0]), ("snip", 400, [-10, -11, -9]),
+    ])
+    stab = evidence.budget_stability(summ)
+    assert stab.loc[0, "swaps"] == ["AdapMTL / SNIP"] and stab.loc[1, "swaps"] == []
+    assert evidence.choose_budget(stab) == 100
+    assert stab.loc[1, "kendall_tau"] == pytest.approx(1.0)
+
+
+def test_a_swap_inside_overlapping_intervals_is_a_tie_not_a_change():
+    summ = _summary([("adapmtl", 50, [0, 5, -5]), ("snip", 50, [1, 6, -4]),
+                     ("adapmtl", 100, [1, 6, -4]), ("snip", 100, [0, 5, -5])])
+    stab = evidence.budget_stability(summ)
+    assert stab.loc[0, "swaps"] == [] and stab.loc[0, "ties"] == ["AdapMTL / SNIP"]
+    assert evidence.choose_budget(stab) == 50
+
+
+def test_no_stable_budget_says_so():
+    summ = _summary([("a", 50, [1, 1.1, 0.9]), ("b", 50, [5, 5.1, 4.9]),
+                     ("a", 100, [9, 9.1, 8.9]), ("b", 100, [5, 5.1, 4.9])])
+    assert evidence.choose_budget(evidence.budget_stability(summ)) is None
+
+
+def test_plateau_criterion_reads_the_last_quarter():
+    steps = np.arange(10, 1010, 10)
+    rising = pd.DataFrame({"step": steps, "split": "val", "seg/miou": steps / 10.0, "seg/pixacc": 50 + steps / 100})
+    flat = rising.assign(**{"seg/miou": 40.0, "seg/pixacc": 80.0})
+    assert not evidence.plateau(rising, ["seg"])["holds"]
+    p = evidence.plateau(flat, ["seg"])
+    assert p["holds"] and p["gain"] == pytest.approx(0.0)
+    assert evidence.series_plateau(steps, np.full(len(steps), 70.0))["holds"]
+    assert not evidence.series_plateau(steps, 50 + steps / 50)["holds"]
+
+
+def test_control_trains_the_dense_reference_for_the_pruned_runs_sparse_phase():
+    cfg = make_config("smoke", "adapmtl", 0.9, sparse_overrides={"train.iterations": 3})
+    ctl = evidence.control_config(cfg)
+    assert ctl.pruning.method == "dense_finetune" and ctl.pruning.sparsity == 0.0
+    assert ctl.train == cfg.train and ctl.dense == cfg.dense and ctl.weighting == cfg.dense.weighting
+    assert ctl.run_id != cfg.dense.run_id
+    pairs = evidence.with_controls([(cfg, 0), (cfg, 1), (make_config("smoke", "snip", 0.9), 0)])
+    assert sum(c.pruning.method == "dense_finetune" for c, _ in pairs) == 3  # (3 it., 0), (3 it., 1), (4 it., 0)
+    with pytest.raises(ValueError, match="no sparsity"):
+        make_config("smoke", "dense_finetune", 0.5)
+
+
+def test_hard_mask_control_keeps_a_given_sparsity_per_component():
+    alloc = {"backbone": 0.5, "seg": 0.9, "depth": 0.95, "normal": 0.8}
+    cfg = make_config("smoke", "magnitude_component", 0.9, method_params=alloc)
+    assert build_strategy(cfg.pruning).allocation == alloc
+    with pytest.raises(ValueError, match="in \\[0, 1\\)"):
+        make_config("smoke", "magnitude_component", 0.9, method_params={**alloc, "seg": 1.5})
+    with pytest.raises(ValueError, match="backbone"):
+        make_config("smoke", "magnitude_component", 0.9, method_params={"seg": 0.5})
+
+
+def test_standard_profile_is_quicks_runs():
+    assert "standard" in PROFILES
+    for method in ("dense", "adapmtl"):
+        s = 0.0 if method == "dense" else 0.9
+        assert make_config("standard", method, s).run_id == make_config("quick", method, s).run_id
+    assert SPARSE_PHASE["standard"] == SPARSE_PHASE["quick"]
+
+
+def _rec(method, values, collapsed=""):
+    return [{"method": method, "label": method, "seed": i, "delta_t_control": v, "delta_t": v, "sparsity": 0.9,
+             "collapsed": collapsed, "sparsity backbone": 0.8, "sparsity seg": 0.95, "sparsity depth": 0.95,
+             "sparsity normal": 0.95} for i, v in enumerate(values)]
+
+
+def test_findings_verdicts_follow_the_intervals():
+    rows = _rec("adapmtl", [5, 6, 7]) + _rec("snip", [-5, -4, -3]) + _rec("lth", [4, 6, 8]) + \
+        _rec("imp", [-9, -8, -7]) + _rec("disparse_dynamic", [-20, -20, -20], collapsed="seg")
+    claim = findings.claim_baselines(pd.DataFrame(rows))
+    assert claim["verdict"] == "tie"  # ahead of SNIP, IMP, collapsed DiSparse; tied with LTH
+    assert claim["_glue"]["better"] == 3 and claim["_glue"]["tied"] == 1
+    rows = [r for r in rows if r["method"] != "lth"]
+    assert findings.claim_baselines(pd.DataFrame(rows))["verdict"] == "reproduced"
+    rows += _rec("lth", [20, 21, 22])
+    assert findings.claim_baselines(pd.DataFrame(rows))["verdict"] == "not reproduced"
+    assert findings.claim_backbone(pd.DataFrame(_rec("adapmtl", [1, 2, 3])))["verdict"] == "reproduced"
+
+
+def test_comparison_table_ranks_ties_together():
+    rec = pd.DataFrame(_rec("AdapMTL", [5, 6, 7]) + _rec("snip", [4, 6, 8]) + _rec("imp", [-9, -8, -7]))
+    board = evidence.comparison_table(rec)
+    assert list(board["label"]) == ["AdapMTL", "snip", "imp"]
+    assert list(board["rank"]) == [1, 1, 3]
+    assert list(board["AdapMTL is"]) == ["–", "tie", "better"]
+    assert len(board.columns) <= 8
