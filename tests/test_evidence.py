@@ -58,6 +58,15 @@ def test_a_swap_inside_overlapping_intervals_is_a_tie_not_a_change():
     assert evidence.choose_budget(stab) == 50
 
 
+def test_a_length_where_methods_collapse_is_never_chosen():
+    summ = _summary([("a", 50, [1, 1.1, 0.9]), ("b", 50, [5, 5.1, 4.9]),
+                     ("a", 100, [2, 2.1, 1.9]), ("b", 100, [6, 6.1, 5.9]),
+                     ("a", 200, [3, 3.1, 2.9]), ("b", 200, [7, 7.1, 6.9])])
+    summ.loc[(summ["method"] == "b") & (summ["budget"] == 50), "collapsed"] = 3
+    stab = evidence.budget_stability(summ)
+    assert not stab.loc[0, "complete"] and evidence.choose_budget(stab) == 100
+
+
 def test_no_stable_budget_says_so():
     summ = _summary([("a", 50, [1, 1.1, 0.9]), ("b", 50, [5, 5.1, 4.9]),
                      ("a", 100, [9, 9.1, 8.9]), ("b", 100, [5, 5.1, 4.9])])

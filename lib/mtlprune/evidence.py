@@ -13,7 +13,8 @@ Conventions (stated in the book, `conventions.md`):
 - Plateau: Δ_T between the validation metrics averaged over the last `window` of training and over the `window`
   ending at three quarters; the run is at a plateau when its absolute value is below `PLATEAU_TOLERANCE` (1 %).
 - Budget: the smallest sparse-phase length b whose method ranking (mean Δ_T) does not change at 2b beyond the
-  intervals: no pair of methods separated at b or at 2b swaps order. Kendall τ between the two rankings is shown too.
+  intervals: no pair of methods separated at b or at 2b swaps order, and no method collapsed at either. Kendall τ
+  between the two rankings is shown too.
 """
 
 from __future__ import annotations
@@ -199,7 +200,9 @@ def ranking_change(summary: pd.DataFrame, a: Any, b: Any, value: str = "delta_t_
             swaps.append(f"{catalogue.label(m)} / {catalogue.label(n)}")
         if not sep_a and not sep_b:
             ties.append(f"{catalogue.label(m)} / {catalogue.label(n)}")
-    return {"from": a, "to": b, "methods": len(methods), "kendall_tau": tau, "swaps": swaps, "ties": ties}
+    everyone = set(summary.loc[summary[key].isin([a, b]), "method"])
+    return {"from": a, "to": b, "methods": len(methods), "complete": len(methods) == len(everyone) >= 2,
+            "kendall_tau": tau, "swaps": swaps, "ties": ties}
 
 
 def budget_stability(summary: pd.DataFrame, value: str = "delta_t_control") -> pd.DataFrame:
@@ -210,8 +213,10 @@ def budget_stability(summary: pd.DataFrame, value: str = "delta_t_control") -> p
 
 
 def choose_budget(stability: pd.DataFrame) -> int | None:
-    """The smallest budget whose ranking no longer changes beyond the intervals at the next one (None: none does)."""
-    stable = stability[stability["swaps"].map(len) == 0]
+    """The smallest budget whose ranking no longer changes beyond the intervals at the next one, with every method
+    ranked at both (none collapsed: a length at which methods collapse to chance is too short by definition; None: no
+    length qualifies)."""
+    stable = stability[(stability["swaps"].map(len) == 0) & stability["complete"]]
     return int(stable["from"].min()) if len(stable) else None
 
 
@@ -276,7 +281,8 @@ def stability_table(stability: pd.DataFrame) -> pd.DataFrame:
     """`budget_stability` for the page: one row per doubling, lists in words."""
     return pd.DataFrame({
         "length → double": [f"{a} → {b}" for a, b in zip(stability["from"], stability["to"])],
-        "methods": stability["methods"],
+        "methods ranked": stability["methods"],
+        "none collapsed": stability["complete"].map({True: "yes", False: "no"}),
         "Kendall τ": stability["kendall_tau"].round(2),
         "swaps (intervals separated)": [", ".join(s) or "none" for s in stability["swaps"]],
         "tied at both": [len(t) for t in stability["ties"]],

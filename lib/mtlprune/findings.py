@@ -56,7 +56,9 @@ def claim_baselines(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
         iv = _run_interval(rec, b)
         if iv["n"] == 0:
             continue
-        if o["collapsed"]:
+        if o["collapsed"] and iv["collapsed"]:
+            call = "tie"  # both at chance: nothing to tell them apart
+        elif o["collapsed"]:
             call = "worse"
         elif iv["collapsed"]:
             call = "better"
@@ -138,10 +140,10 @@ def rests_on(profile: str, seeds=None) -> str:
 
 def styled(tbl: pd.DataFrame):
     """The claims table as the page shows it: text wrapped and left-aligned, verdicts coloured, no index."""
+    from .tables import show
+
     colours = {"reproduced": "#1a7f37", "not reproduced": "#b42318", "tie": "#6e6e6e"}
-    return (tbl.style.hide(axis="index")
-            .set_properties(**{"white-space": "normal", "text-align": "left", "vertical-align": "top"})
-            .map(lambda v: f"color: {colours.get(v, 'inherit')}; font-weight: bold", subset=["verdict"]))
+    return show(tbl).map(lambda v: f"color: {colours.get(v, 'inherit')}; font-weight: bold", subset=["verdict"])
 
 
 def glue_claims(claims: list[dict[str, Any]], names: list[str]) -> None:

@@ -30,27 +30,6 @@ def glue_ranking(paper: pd.DataFrame, sparsity: float) -> None:
     glue_value("worst_delta_t", float(ranked.iloc[-1]))
 
 
-def glue_best(table: pd.DataFrame) -> None:
-    """Glue a `best_table` for the prose: `<role>_<pct>_{method,dt,sd}` with role `ours` or `best`."""
-    for (requested, method), row in table.iterrows():
-        key = f"{'ours' if row['role'] == 'ours' else 'best'}_{requested.rstrip('%')}"
-        glue_value(f"{key}_method", method)
-        glue_value(f"{key}_dt", float(row["Δ_T mean"]))
-        glue_value(f"{key}_sd", float(row["Δ_T sd"]))
-
-
-def glue_allocation(df: pd.DataFrame, methods: dict[str, str], sparsity: float) -> None:
-    """Glue achieved component sparsity (%) and per-task Δ_T of each method at one requested sparsity, as
-    `<name>_sp_<component>` and `<name>_dt_<task>` (`methods`: glue name -> method key)."""
-    at = df[df["sparsity_requested"] == sparsity]
-    for name, method in methods.items():
-        g = at[at["method"] == method]
-        for comp, v in g[g["metric"] == "sparsity"].groupby("task")["value"].mean().items():
-            glue_value(f"{name}_sp_{comp}", 100 * float(v))
-        for task, v in g[g["metric"] == "delta_t"].groupby("task")["value"].mean().items():
-            glue_value(f"{name}_dt_{task}", float(v))
-
-
 def glue_budget(stability: pd.DataFrame, chosen: int | None, profile: str) -> None:
     """Glue the budget chapter's verdict: the measured B, the profile's B, whether they agree, and τ / swaps / ties
     between B and 2B (`budget_*`)."""

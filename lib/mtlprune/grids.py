@@ -141,13 +141,6 @@ def ablation_group_pairs(profile: str, group: str, sparsity: float, seeds: Itera
     return ablation_pairs(profile, group, sparsity, seeds)
 
 
-def with_seeds(configs: Iterable[RunConfig], seeds: Iterable[int]) -> list[tuple[RunConfig, int]]:
-    """Every config at every seed (e.g. the validation-chosen best baselines at the seeds of the method compared)."""
-    seeds = check_seeds(list(seeds))
-    unique = list({cfg.run_id: cfg for cfg in configs}.values())
-    return [(cfg, s) for cfg in unique for s in seeds]
-
-
 def budget_grid(profile: str, methods: Iterable[str], sparsity: float, budgets: Iterable[int] | None,
                 seeds: Iterable[int] | None) -> list[tuple[RunConfig, int]]:
     """Every method at every sparse-phase length (`train.iterations` of the pruned run; None: the profile's

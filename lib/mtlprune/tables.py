@@ -15,6 +15,12 @@ from .runner import summary_path
 from .store import read_summary
 
 
+def show(df: pd.DataFrame, digits: int = 2):
+    """A table as a page shows it: no index, text wrapped and left-aligned, numbers rounded to `digits`."""
+    return (df.style.hide(axis="index").format(precision=digits, na_rep="–")
+            .set_properties(**{"white-space": "normal", "text-align": "left", "vertical-align": "top"}))
+
+
 def describe(cfg: RunConfig) -> pd.DataFrame:
     """Size of each component of the model `cfg` builds."""
     model = build_model(cfg.model, cfg.tasks)
@@ -109,19 +115,6 @@ def sensitivity_table(df: pd.DataFrame) -> pd.DataFrame:
         init, wd = (float(part.split()[1]) for part in r["variant"].split(", "))
         rows.append({"init": init, "weight decay": wd, "achieved sparsity %": 100 * r["sparsity"], "Δ_T": dt.get(rid)})
     return pd.DataFrame(rows)
-
-
-def best_table(df: pd.DataFrame, best: dict[float, RunConfig], method: str) -> pd.DataFrame:
-    """Per sparsity: `method` and the validation-chosen best baseline, mean Δ_T ± sd over seeds and achieved sparsity."""
-    rows = []
-    for s, cfg in best.items():
-        for name in (method, cfg.kind):
-            g = df[(df["method"] == name) & (df["sparsity_requested"] == s)]
-            dt = g[(g["metric"] == "delta_t") & (g["task"] == "mean")]["value"].astype(float)
-            rows.append({"requested": f"{s:.0%}", "method": name, "role": "ours" if name == method else "best baseline",
-                         "Δ_T mean": dt.mean(), "Δ_T sd": dt.std(), "seeds": dt.size,
-                         "achieved %": 100 * g.drop_duplicates(["run_id", "seed"])["sparsity"].mean()})
-    return pd.DataFrame(rows).set_index(["requested", "method"])
 
 
 def ablation_table(df: pd.DataFrame, group: str) -> pd.DataFrame:

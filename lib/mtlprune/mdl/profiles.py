@@ -36,9 +36,9 @@ MDL_PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "source.data.synthetic.n_source": 3000, "source.data.synthetic.size": 32, "source.data.synthetic.seed": 0,
         "source.data.domains": DOMAINS, "source.data.source": "shapes", "source.data.size": 32,
         "source.data.test_split": "test", "source.model.widths": (12, 24, 48), "source.model.blocks": 1,
-        "source.iterations": 400, "source.batch_size": 64, "source.lr": 2e-3, "source.seed": 0,
+        "source.iterations": 1500, "source.batch_size": 64, "source.lr": 2e-3, "source.seed": 0,
         "source.weight_decay": 1e-4, **_METHOD_DEFAULTS,
-        "train.iterations": 50, "train.batch_size": 12, "train.lr": 2e-3, "train.switch_lr": 0.02,
+        "train.iterations": 400, "train.batch_size": 12, "train.lr": 2e-3, "train.switch_lr": 0.02,
         "train.weight_decay": 1e-4,
     },
     # Decathlon-scale: the real release at 64 px, ResNet-26 (Rebuffi et al. 2017), longer schedules (a GPU job)
