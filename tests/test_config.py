@@ -18,15 +18,15 @@ from mtlprune.profiles import PROFILE_SETTINGS, make_config
 # `identity.SCHEMA` is bumped: say so in the change, since every cached run of it is recomputed.
 PINNED = {
     ("smoke", "dense"): "dense-960f123c8174",
-    ("quick", "dense"): "dense-de709063d539",
+    ("quick", "dense"): "dense-f9ad1b02ca3e",
     ("full", "dense"): "dense-a2512d89bb45",
     ("smoke", "adapmtl"): "adapmtl-ad3d13856044",
-    ("quick", "adapmtl"): "adapmtl-be3dd0cb7bca",
+    ("quick", "adapmtl"): "adapmtl-6ae84b59adc0",
     ("full", "adapmtl"): "adapmtl-0dc4497cd7d1",
 }
 PINNED_MDL = {
     ("smoke", "budget_aware"): ("mdl-budget_aware-e7d1d1936812", "mdlsource-276c1870f708"),
-    ("quick", "budget_aware"): ("mdl-budget_aware-50ae6df67336", "mdlsource-81288cc60def"),
+    ("quick", "budget_aware"): ("mdl-budget_aware-3eb8dadade49", "mdlsource-c52052d5fb18"),
     ("full", "individual"): ("mdl-individual-9025d2fe3164", "mdlsource-bca904f38c8a"),
 }
 
@@ -154,11 +154,11 @@ def test_full_dict_round_trips():
 def test_invalid_values_name_the_valid_ones():
     with pytest.raises(ValueError, match="valid: deeplab_resnet34, mobilenetv2, resnet_small"):
         make_config("quick", overrides={"model.backbone": "vgg"})
-    with pytest.raises(ValueError, match="unknown profile 'huge'; valid: smoke, quick, full"):
+    with pytest.raises(ValueError, match="unknown profile 'huge'; valid: smoke, quick, standard, full"):
         make_config("huge")
     with pytest.raises(ValueError, match="unknown pruning method 'nope'"):
         make_config("quick", "nope", 0.5)
     with pytest.raises(ValueError, match="train.iterations must be an integer >= 1"):
         make_config("quick", overrides={"train.iterations": 0})
-    with pytest.raises(ValueError, match="dense method takes no sparsity"):
+    with pytest.raises(ValueError, match="method .dense. prunes nothing and takes no sparsity"):
         make_config("quick", "dense", 0.5)

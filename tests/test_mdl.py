@@ -195,3 +195,24 @@ def test_bad_mdl_input_is_named():
     proc = subprocess.run([sys.executable, "-m", "mtlprune", "mdl", "--profile", "smoke", "--set",
                            "method.granularity=row"], capture_output=True, text=True, cwd=paths.REPO_ROOT, timeout=120)
     assert proc.returncode == 2 and "granularity 'row' unknown" in proc.stderr
+
+
+def test_networks_log_validation_accuracy_for_the_plateau_criterion(store):
+    """Every network logs its domains' validation accuracy over training (the source network too), which the
+    chapter's plateau table reads; latency comes as a median ratio with its interquartile range."""
+    from mtlprune.mdl import report
+    from mtlprune.mdl.runner import run_mdl
+    from mtlprune.mdl.train import VAL_POINTS
+    from mtlprune.store import read_history
+
+    cfg = make_mdl_config("smoke", "individual", 1.0, overrides={"train.iterations": 20})
+    summary = run_mdl(cfg, 0, progress=False)
+    val = [h for h in read_history(paths.seed_dir(cfg.run_id, 0)) if h.get("split") == "val"]
+    assert {h["network"] for h in val} == set(range(len(DOMAINS)))
+    assert len(val) == VAL_POINTS * len(DOMAINS) and all(0 <= h["val/0"] <= 100 for h in val)
+    source_val = read_history(paths.seed_dir(cfg.source.run_id, cfg.source.seed))
+    assert len(source_val) >= VAL_POINTS and all("val/0" in h for h in source_val)
+    table = report.plateau_table([(cfg, 0)])
+    assert list(table["network"]) == ["source (pretraining)", "individual networks (mean over domains)"]
+    q1, q3 = summary["latency_ratio_iqr"]
+    assert q1 <= summary["latency_ratio"] <= q3

@@ -8,7 +8,7 @@ from mtlprune import study
 
 
 def test_pruning_grid_covers_every_method_sparsity_and_the_extra_seeds():
-    pairs = study.pruning_grid("smoke", ["snip", "lth"], [0.5, 0.9], None, None, 0.9)
+    pairs = study.pruning_grid("smoke", ["snip", "lth"], [0.5, 0.9], [0], [1], 0.9)
     got = sorted((c.kind, c.pruning.sparsity, s) for c, s in pairs)
     assert got == [("lth", 0.5, 0), ("lth", 0.9, 0), ("lth", 0.9, 1), ("snip", 0.5, 0), ("snip", 0.9, 0),
                    ("snip", 0.9, 1)]
@@ -25,15 +25,15 @@ def test_pruning_grid_covers_every_method_sparsity_and_the_extra_seeds():
 ])
 def test_bad_notebook_parameters_are_named(kwargs, message):
     args = {"profile": "smoke", "methods": ["snip"], "sparsities": [0.5, 0.9], "seeds": None,
-            "extra_seeds": None, "seed_sparsity": 0.9, **kwargs}
+            "extra_seeds": [1], "seed_sparsity": 0.9, **kwargs}
     with pytest.raises(ValueError, match=message):
         study.pruning_grid(**args)
 
 
 def test_profile_seeds():
-    assert study.default_seeds("quick") == [0, 1]
-    assert study.default_seeds("full", "extra") == [1, 2]
-    with pytest.raises(ValueError, match="valid: smoke, quick, full"):
+    for profile in ("quick", "standard", "full"):  # every cell the book reports has 3 seeds
+        assert study.default_seeds(profile) == [0, 1, 2] and study.default_seeds(profile, "extra") == []
+    with pytest.raises(ValueError, match="valid: smoke, quick, standard, full"):
         study.dense_config("huge")
     with pytest.raises(ValueError, match="unknown setting"):
         study.dense_config("smoke", depth=3)

@@ -122,7 +122,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
     if args.action == "export":
         if not args.profile:
-            raise ValueError("bundle export needs --profile (smoke | quick | full)")
+            raise ValueError("bundle export needs --profile (smoke | quick | standard | full)")
         path = export_bundle(args.profile, args.path)
         print(f"{path} ({path.stat().st_size / 2 ** 20:.1f} MiB)")
     else:

@@ -1,4 +1,4 @@
-"""The multi-domain profiles (smoke, quick, full: every value an explicit override) and the one place a multi-domain
+"""The multi-domain profiles (smoke, quick, standard, full: every value an explicit override) and the one place a multi-domain
 config is built and validated, before anything pretrains or trains."""
 
 from __future__ import annotations

@@ -79,7 +79,8 @@ def results(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
                      "budget": cfg.method.budget, "seed": seed,
                      **{f"acc {d}": a for d, a in s["accuracy"].items()}, "mean accuracy": s["mean_accuracy"],
                      "params ratio": s["params_ratio"], "MACs ratio": s["macs_ratio"],
-                     "latency ratio": s["latency_ratio"], "latency IQR": s["latency_ratio_iqr"][1] - s["latency_ratio_iqr"][0],
+                     "latency ratio": s["latency_ratio"],
+                     "latency IQR": s["latency_ratio_iqr"][1] - s["latency_ratio_iqr"][0],
                      "bytes ratio": s["bytes_ratio"],
                      "union": s.get("union"), "intersection": s.get("intersection"), "jaccard": s.get("jaccard")})
     df = pd.DataFrame(rows)
