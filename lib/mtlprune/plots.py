@@ -26,6 +26,15 @@ def set_style() -> None:
 set_style()
 
 
+def t_interval(values) -> tuple[float, float]:
+    """seaborn `errorbar`: the mean ± the 95 % Student-t half-width over seeds (the book's one interval)."""
+    from .evidence import half_width
+
+    v = np.asarray(values, dtype=float)
+    m, h = float(np.mean(v)), half_width(v)
+    return (m, m) if not np.isfinite(h) else (m - h, m + h)
+
+
 def method_palette(values) -> dict[str, str]:
     """The catalogue's fixed colour of every method (key or label; a multi-domain label with its sharing suffix takes
     its method's colour, shaded per suffix); anything else gets a grey."""
@@ -55,7 +64,7 @@ def training_curves(history: pd.DataFrame) -> plt.Figure:
             sub = history[history["split"] == split]
             if sub.empty:
                 continue
-            sns.lineplot(data=sub, x="step", y=f"loss/{task}", ax=ax, label=split, linestyle=style, errorbar="sd")
+            sns.lineplot(data=sub, x="step", y=f"loss/{task}", ax=ax, label=split, linestyle=style, errorbar=t_interval)
         ax.set_title(TASK_TITLES.get(task, task))
         ax.set_xlabel("iteration")
         ax.set_ylabel("loss")
@@ -67,7 +76,7 @@ def validation_metrics(history: pd.DataFrame, metrics: list[str]) -> plt.Figure:
     val = history[history["split"] == "val"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.0), squeeze=False)
     for ax, col in zip(axes[0], metrics):
-        sns.lineplot(data=val, x="step", y=col, ax=ax, errorbar="sd", marker="o")
+        sns.lineplot(data=val, x="step", y=col, ax=ax, errorbar=t_interval, marker="o")
         ax.set_title(f"val {col}")
         ax.set_xlabel("iteration")
     return fig
@@ -116,13 +125,6 @@ def class_legend() -> plt.Figure:
 # ---------------------------------------------------------------------------------------------------------------------
 # Pruning figures
 # ---------------------------------------------------------------------------------------------------------------------
-def _levels(df: pd.DataFrame) -> pd.DataFrame:
-    """Requested sparsities as ordered labels: equal spacing for 50 / 90 / 95 / 99 % instead of a crowded axis."""
-    out = df.sort_values("sparsity_requested").copy()
-    out["requested"] = out["sparsity_requested"].map(lambda v: f"{v:.0%}")
-    return out
-
-
 def _by_achieved(sub: pd.DataFrame) -> pd.DataFrame:
     """Per (method, requested level): mean achieved sparsity, mean value and its 95 % interval over seeds."""
     from .evidence import half_width
@@ -226,21 +228,29 @@ HEADLINE_METRICS = [("seg", "miou", "mIoU (%)"), ("seg", "pixacc", "pixel acc. (
 
 
 def metrics_vs_sparsity(df: pd.DataFrame) -> plt.Figure:
-    """Raw test metrics vs requested sparsity per method (mean ± sd over seeds); the dense reference as a line."""
-    test = _levels(df[df["split"] == "test"])
+    """Raw test metrics against **achieved** sparsity (logit axis) per method, mean ± 95 % interval over seeds; the
+    dense reference as a dashed line."""
+    test = df[df["split"] == "test"]
     fig, axes = plt.subplots(2, 3, figsize=(15, 7), sharex=True)
+    pruned = test[test["method"] != "dense"]
+    palette, width = _method_style(list(dict.fromkeys(pruned["method"])))
     for i, (ax, (task, metric, label)) in enumerate(zip(axes.flat, HEADLINE_METRICS)):
         g = test[(test["task"] == task) & (test["metric"] == metric)]
-        sns.lineplot(data=g[g["method"] != "dense"], x="requested", y="value", hue="method", style="method",
-                     palette=method_palette(g.loc[g["method"] != "dense", "method"]),
-                     markers=True, dashes=False, errorbar="sd", ax=ax, legend=i == 2)
+        pts = _by_achieved(g[g["method"] != "dense"].assign(value=lambda d: d["value"].astype(float)))
+        for m in palette:
+            p = pts[pts["method"] == m].sort_values("achieved")
+            if len(p):
+                ax.errorbar(p["achieved"], p["value"], yerr=p["ci"], color=palette[m], linewidth=width[m],
+                            marker="o", markersize=4, capsize=2, label=catalogue.label(m))
         dense = g[g["method"] == "dense"]["value"]
         if len(dense):
             ax.axhline(dense.mean(), color="0.2", lw=1, ls="--", label="dense")
+        ax.set_xscale("logit")
         ax.set_title(f"{TASK_TITLES[task]}: {label}")
-        ax.set_xlabel("requested sparsity")
+        ax.set_xlabel("achieved sparsity")
         ax.set_ylabel(label)
-    axes.flat[2].legend(loc="center left", bbox_to_anchor=(1.02, 0.0), fontsize=8)
+        if i == 2:
+            ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.0), fontsize=8)
     return fig
 
 
@@ -275,7 +285,7 @@ def scalars_over_training(history: pd.DataFrame, prefix: str, ylabel: str, title
     levels = list(dict.fromkeys(long[by]))
     fig, axes = plt.subplots(1, len(levels), figsize=(3.8 * len(levels), 3.0), sharey=True, squeeze=False)
     for i, (ax, level) in enumerate(zip(axes[0], levels)):
-        sns.lineplot(data=long[long[by] == level], x="step", y="value", hue="name", errorbar="sd", ax=ax,
+        sns.lineplot(data=long[long[by] == level], x="step", y="value", hue="name", errorbar=t_interval, ax=ax,
                      legend=i == len(levels) - 1)
         ax.set_title(f"requested {level:.0%}" if isinstance(level, float) else str(level), fontsize=9)
         ax.set_xlabel("iteration of the sparse phase")
@@ -329,7 +339,7 @@ def mdl_accuracy(df: pd.DataFrame) -> plt.Figure:
     for i, (ax, col) in enumerate(zip(axes.flat, panels)):
         sns.lineplot(data=switched, x="budget", y=col, hue="method", style="method", markers=True, dashes=False,
                      palette=method_palette(switched["method"]),
-                     errorbar="sd", ax=ax, legend=i == len(panels) - 1)
+                     errorbar=t_interval, ax=ax, legend=i == len(panels) - 1)
         for j, (name, g) in enumerate(flat.groupby("method")):
             ax.axhline(g[col].mean(), color=f"C{7 + j}", ls="--", lw=1, label=name)
         ax.set_title(col.removeprefix("acc ") + (" accuracy (%)" if col.startswith("acc ") else ""))
@@ -350,7 +360,7 @@ def mdl_costs(df: pd.DataFrame) -> plt.Figure:
     for i, (ax, col) in enumerate(zip(axes, cols)):
         sns.lineplot(data=switched, x="budget", y=col, hue="method", style="method", markers=True, dashes=False,
                      palette=method_palette(switched["method"]),
-                     errorbar="sd", ax=ax, legend=i == 2)
+                     errorbar=t_interval, ax=ax, legend=i == 2)
         ax.axhline(1.0, color="0.2", ls=":", lw=1.2, label="one single-domain backbone")
         for j, (name, g) in enumerate(flat.groupby("method")):
             ax.axhline(g[col].mean(), color=f"C{7 + j}", ls="--", lw=1, label=name)

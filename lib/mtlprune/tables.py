@@ -30,15 +30,18 @@ def describe(cfg: RunConfig) -> pd.DataFrame:
 
 
 def metric_summary(cfg: RunConfig, seeds: Iterable[int]) -> pd.DataFrame:
-    """Test metrics of `cfg`: mean and sd over seeds, one row per (task, metric), in the paper's order."""
+    """Test metrics of `cfg`: mean and 95 % interval half-width over seeds, one row per (task, metric), in the
+    paper's order."""
     df = load_summaries([cfg.run_id])
     df = df[(df["split"] == "test") & df["seed"].isin(list(seeds))]
     order = [(t, m) for t, ms in METRICS.items() for m, _ in ms]
-    g = df.groupby(["task", "metric"])["value"].agg(["mean", "std", "count"])
+    from .evidence import half_width
+
+    g = df.groupby(["task", "metric"])["value"].agg(["mean", half_width, "count"])
     g = g.reindex([o for o in order if o in g.index])
     higher = {(t, m): ("↑" if s > 0 else "↓") for t, ms in METRICS.items() for m, s in ms}
     g.insert(0, "better", [higher[i] for i in g.index])
-    return g.rename(columns={"std": "sd", "count": "seeds"})
+    return g.rename(columns={"half_width": "± 95 %", "count": "seeds"})
 
 
 def paper_table(df: pd.DataFrame, sparsity: float) -> pd.DataFrame:

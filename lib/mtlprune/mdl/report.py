@@ -99,13 +99,16 @@ def s_scores(df: pd.DataFrame) -> pd.Series:
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean (± sd over seeds for the headline columns) per method and budget."""
-    cols = [c for c in df.columns if c not in ("run_id", "method", "switched", "budget", "seed")]
+    """Mean per method and budget, with the 95 % interval half-width over seeds for the headline columns (at most 8
+    columns: accuracy, S-score, costs; the per-domain accuracies are in the figure)."""
+    from ..evidence import half_width
+
+    cols = ["mean accuracy", "S-score", "params ratio", "MACs ratio", "latency ratio", "latency IQR"]
     g = df.groupby(["method", "budget"])
     out = g[cols].mean()
     out.insert(0, "seeds", g["seed"].nunique())
     for c in ("mean accuracy", "S-score"):
-        out.insert(out.columns.get_loc(c) + 1, f"{c} sd", g[c].std())
+        out.insert(out.columns.get_loc(c) + 1, f"{c} ± 95 %", g[c].agg(half_width))
     return out
 
 
@@ -131,8 +134,10 @@ def overlap(usage: pd.DataFrame) -> pd.DataFrame:
 
 
 def glue_headline(df: pd.DataFrame, budget: float, method: str) -> None:
-    """Glue the numbers the resolve note and the prose quote: at `budget`, `method`'s mean accuracy (± sd) against the
-    individual networks', and its params, MACs and latency ratios."""
+    """Glue the numbers the resolve note and the prose quote: at `budget`, `method`'s mean accuracy (± 95 % interval)
+    against the individual networks', and its params, MACs and latency ratios (latency: the median ratio and the
+    median interquartile range over seeds)."""
+    from ..evidence import half_width
     from ..glue import glue_value
 
     ours = df[(df["method"] == method) & (df["budget"] == budget)]
@@ -143,10 +148,10 @@ def glue_headline(df: pd.DataFrame, budget: float, method: str) -> None:
     glue_value("mdl_method", method)
     for name, frame in (("ours", ours), ("ind", ind)):
         glue_value(f"mdl_{name}_acc", float(frame["mean accuracy"].mean()))
-        glue_value(f"mdl_{name}_acc_sd", float(frame["mean accuracy"].std()))
+        glue_value(f"mdl_{name}_acc_sd", half_width(frame["mean accuracy"]))
         glue_value(f"mdl_{name}_s", float(frame["S-score"].mean()))
     for col, key in (("params ratio", "params"), ("MACs ratio", "macs"), ("latency ratio", "latency"),
-                     ("union", "union")):
+                     ("latency IQR", "latency_iqr"), ("union", "union")):
         glue_value(f"mdl_ours_{key}", float(ours[col].mean()))
     glue_value("mdl_ind_params", float(ind["params ratio"].mean()))
 
