@@ -9,7 +9,7 @@ STAMP := $(VENV)/.mtlprune-installed
 MATHJAX := book/_extra/mathjax/.subset-1
 MATHJAX_PARTS := tex-mml-chtml.js output/chtml input/tex input/mml ui a11y
 
-.PHONY: setup study test book clean-book
+.PHONY: setup study test book clean-book browser
 
 $(STAMP): environment.yml pyproject.toml scripts/env_requirements.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,12 @@ study: $(STAMP) $(MATHJAX)
 book: $(STAMP) $(MATHJAX)
 	$(PY) -m mtlprune study --profile $(PROFILE) --book-only
 
-test: $(STAMP)
+# The test suite loads every page of the smoke book in a real browser (Debian's chromium), installed here if missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: $(STAMP) $(MATHJAX) browser
 	$(PY) -m pytest -q
 
 clean-book:

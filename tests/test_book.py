@@ -20,6 +20,9 @@ def book_dir(tmp_path):
     out.mkdir()
     for name in ("_config.yml", *(f"{p}.md" for p in book.STATIC_PAGES_BEFORE + book.STATIC_PAGES_AFTER)):
         shutil.copy(paths.book_dir() / name, out / name)
+    extra = paths.book_dir() / "_extra"  # MathJax, installed by `make test` / `make study`
+    if extra.exists():
+        (out / "_extra").symlink_to(extra, target_is_directory=True)
     return out
 
 
@@ -45,6 +48,14 @@ def test_smoke_study_builds_the_book(book_dir, store):
     assert "Test metrics" in dense and "angle_median" in dense
     assert "glue" not in dense.split("this is the reference")[0][-400:]  # glue roles were resolved to numbers
     assert any(store.glob("dense-*/seed_0/summary.json"))
+    # every page in a real browser: no JavaScript errors, missing images, raw glue, tracebacks, warnings or
+    # machine paths in outputs, untypeset math
+    from mtlprune import browser_check
+
+    reports = browser_check.check_book(html)
+    assert len(reports) >= sum(len(c.variants) for c in chapters) + 2  # the chapters, the intro, the conventions
+    bad = {r.page: r.problems for r in reports if r.problems}
+    assert not bad, bad
 
 
 def test_bad_parameter_fails_before_any_training(book_dir, store):

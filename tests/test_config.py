@@ -21,7 +21,7 @@ PINNED = {
     ("quick", "dense"): "dense-f9ad1b02ca3e",
     ("full", "dense"): "dense-a2512d89bb45",
     ("smoke", "adapmtl"): "adapmtl-ad3d13856044",
-    ("quick", "adapmtl"): "adapmtl-6ae84b59adc0",
+    ("quick", "adapmtl"): "adapmtl-ad3587e59b4e",
     ("full", "adapmtl"): "adapmtl-0dc4497cd7d1",
 }
 PINNED_MDL = {

@@ -13,6 +13,9 @@ from . import catalogue
 from .data.rooms import NYU13_CLASSES
 
 TASK_TITLES = {"seg": "Semantic segmentation", "depth": "Depth", "normal": "Surface normals"}
+# One colour per component (and per task, for a head's task), the same in every figure.
+COMPONENT_COLOURS = {"backbone": "#4d4d4d", "overall": "#000000", "seg": "#e69f00", "depth": "#0072b2",
+                     "normal": "#009e73"}
 
 
 def set_style() -> None:
@@ -214,7 +217,7 @@ def sparsity_over_training(history: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(levels), figsize=(3.6 * len(levels), 3.0), sharey=True, squeeze=False)
     for i, (ax, s) in enumerate(zip(axes[0], levels)):
         sns.lineplot(data=long[long["sparsity_requested"] == s], x="step", y="sparsity", hue="component", ax=ax,
-                     legend=i == len(levels) - 1)
+                     palette=COMPONENT_COLOURS, legend=i == len(levels) - 1)
         ax.set_title(f"requested {s:.0%}")
         ax.set_xlabel("iteration of the sparse phase")
     if len(levels):
@@ -277,7 +280,7 @@ def layer_heatmap(layers: pd.DataFrame, sparsity: float) -> plt.Figure:
 def scalars_over_training(history: pd.DataFrame, prefix: str, ylabel: str, title: str,
                           by: str = "sparsity_requested") -> plt.Figure:
     """Logged scalars `<prefix><name>` (thresholds, task weights...) over the sparse phase, one panel per `by` value,
-    mean ± sd over seeds."""
+    mean and 95 % interval over seeds; components and tasks in their fixed colours."""
     train = history[history["split"] == "train"]
     cols = [c for c in train.columns if c.startswith(prefix)]
     long = train.melt(id_vars=["step", by, "seed"], value_vars=cols, var_name="name", value_name="value").dropna()
@@ -285,8 +288,10 @@ def scalars_over_training(history: pd.DataFrame, prefix: str, ylabel: str, title
     levels = list(dict.fromkeys(long[by]))
     fig, axes = plt.subplots(1, len(levels), figsize=(3.8 * len(levels), 3.0), sharey=True, squeeze=False)
     for i, (ax, level) in enumerate(zip(axes[0], levels)):
+        names = list(dict.fromkeys(long["name"]))
+        palette = {n: COMPONENT_COLOURS.get(n, c) for n, c in zip(names, sns.color_palette("colorblind", len(names)))}
         sns.lineplot(data=long[long[by] == level], x="step", y="value", hue="name", errorbar=t_interval, ax=ax,
-                     legend=i == len(levels) - 1)
+                     palette=palette, legend=i == len(levels) - 1)
         ax.set_title(f"requested {level:.0%}" if isinstance(level, float) else str(level), fontsize=9)
         ax.set_xlabel("iteration of the sparse phase")
         ax.set_ylabel(ylabel)
