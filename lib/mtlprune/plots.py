@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -174,7 +176,9 @@ def component_allocation(df: pd.DataFrame, sparsity: float | None = None, index:
     wide = sub.pivot_table(index=index, columns="task", values="value", aggfunc="mean") * 100
     wide["overall"] = df.groupby(index)["sparsity"].mean() * 100
     wide = wide[[c for c in ["backbone", "seg", "depth", "normal", "overall"] if c in wide.columns]]
-    fig, ax = plt.subplots(figsize=(6.5, 0.42 * len(wide) + 1.2))
+    wide.index = [textwrap.fill(str(i), 34) for i in wide.index]  # long variant names wrap instead of squeezing
+    lines = sum(str(i).count("\n") + 1 for i in wide.index)
+    fig, ax = plt.subplots(figsize=(8.0, max(3.2, 0.3 * lines + 0.25 * len(wide) + 1.8)))
     sns.heatmap(wide, annot=True, fmt=".1f", cmap="mako_r", vmin=max(0, wide.values.min() - 5), vmax=100,
                 cbar_kws={"label": "zeros (%)"}, ax=ax)
     ax.set_title("where the zeros go" + (f" at {sparsity:.0%} requested sparsity" if sparsity is not None else ""))
