@@ -131,6 +131,14 @@ def test_findings_verdicts_follow_the_intervals():
     rows += _rec("lth", [20, 21, 22])
     assert findings.claim_baselines(pd.DataFrame(rows))["verdict"] == "not reproduced"
     assert findings.claim_backbone(pd.DataFrame(_rec("adapmtl", [1, 2, 3])))["verdict"] == "reproduced"
+    from mtlprune.plan import CAUSES, TUNED
+
+    adaptive, equal = list(CAUSES)[:2]
+    rows = [dict(r, label=label) for label, values in ((adaptive, [5, 6, 7]), (equal, [-9, -8, -7]), (TUNED, [4, 6, 8]))
+            for r in _rec("adapmtl", values)]
+    claim = findings.claim_weighting(pd.DataFrame(rows), "static: seg ×2")
+    assert claim["verdict"] == "tie"  # ahead of plain equal weights, tied with the tuned static weights
+    assert "static: seg ×2" in claim["evidence"]
 
 
 def test_comparison_table_ranks_ties_together():
@@ -140,3 +148,33 @@ def test_comparison_table_ranks_ties_together():
     assert list(board["rank"]) == [1, 1, 3]
     assert list(board["AdapMTL is"]) == ["–", "tie", "better"]
     assert len(board.columns) <= 8
+
+
+def test_static_weighting_emphasises_one_task_at_the_equal_loss_scale():
+    import torch
+
+    from mtlprune.weighting import build_weighting
+
+    tasks = ("seg", "depth", "normal")
+    w = build_weighting("static", tasks, {"emphasis": "depth"}, 10)
+    total, weights = w({t: torch.tensor(1.0) for t in tasks}, 0)
+    assert weights == pytest.approx({"seg": 0.75, "depth": 1.5, "normal": 0.75}) and float(total) == pytest.approx(3)
+    assert build_weighting("static", tasks, {}, 10)({t: torch.tensor(2.0) for t in tasks}, 0)[1] == \
+        pytest.approx({t: 1.0 for t in tasks})  # no emphasis: equal
+    with pytest.raises(ValueError, match="emphasis 'edges' is not a task"):
+        make_config("smoke", "adapmtl", 0.9, weighting="static", weighting_params={"emphasis": "edges"})
+
+
+def test_tuned_weighting_picks_the_best_validation_score(monkeypatch):
+    from mtlprune import plan, store
+
+    cands = plan.weighting_candidates("smoke", [0, 1], 0.9)
+    assert {label for label, _, _ in cands} == {"static: equal", "static: seg ×2", "static: depth ×2",
+                                                 "static: normal ×2"}
+    with pytest.raises(ValueError, match="needs every candidate run first"):
+        plan.tuned_weighting(cands)
+    score = {c.run_id: i for i, (_, c, _) in enumerate(cands)}  # the last candidate scores best on validation
+    monkeypatch.setattr(store, "is_complete", lambda run_id, seed: True)
+    monkeypatch.setattr(plan, "validation_score", lambda cfg, seed: score[cfg.run_id])
+    best, pairs = plan.tuned_weighting(cands)
+    assert best == cands[-1][0] and {label for label, _, _ in pairs} == {plan.TUNED} and len(pairs) == 2

@@ -1,6 +1,7 @@
 """What each profile's evidence runs, defined once for the chapters and the Findings page that share them: the dense
 references, the sparse-phase budget grid, the core comparison at the profile's budget (each pruned run with its
-equal-training control), the runs that test the causes behind AdapMTL's result, and the multi-domain grid.
+equal-training control), the runs that test the causes behind AdapMTL's result (hard masks at its allocation, static
+task weights tuned on validation, other threshold granularities), and the multi-domain grid.
 
 Every function validates its arguments and returns (config, seed) pairs (or (label, config, seed) for labelled
 variants); running them is `execute.run_pairs`, loading them `evidence.records`.
@@ -73,6 +74,43 @@ def hard_mask_pairs(profile: str, seeds: Iterable[int] | None = None,
     allocation = {c: round(sum(v) / len(v), 4) for c, v in comps.items()}
     cfg = make_config(profile, "magnitude_component", sparsity, method_params=allocation)
     return [(HARD_MASK, cfg, s) for s in seeds]
+
+
+TUNED = "AdapMTL, static weights tuned on validation"
+
+
+def weighting_candidates(profile: str, seeds: Iterable[int] | None = None,
+                         sparsity: float = SEED_SPARSITY) -> list[tuple[str, RunConfig, int]]:
+    """AdapMTL with static task weights: equal, and each task emphasised (twice the others' weight, normalised), the
+    grid `tuned_weighting` chooses from on the validation split."""
+    base = make_config(profile, "adapmtl", sparsity)
+    variants = {"static: equal": {"method": "adapmtl", "weighting": "equal"}}
+    for task in base.tasks:
+        variants[f"static: {task} ×2"] = {"method": "adapmtl", "weighting": "static",
+                                           "weighting_params": {"emphasis": task}}
+    return variant_pairs(profile, sparsity, _seeds(profile, seeds), variants)
+
+
+def validation_score(cfg: RunConfig, seed: int) -> float:
+    """Δ_T of a completed pruned run's validation metrics against its dense reference's (never the test split)."""
+    from .metrics import delta_t
+
+    run = store.cached(cfg.run_id, seed, SUMMARY_KEYS)
+    dense = store.cached(cfg.dense.run_id, seed, SUMMARY_KEYS)
+    return delta_t(run["val_metrics"], dense["val_metrics"])["mean"]
+
+
+def tuned_weighting(candidates: list[tuple[str, RunConfig, int]]) -> tuple[str, list[tuple[str, RunConfig, int]]]:
+    """The candidate with the best mean validation Δ_T over its seeds (`weighting_candidates`, completed), relabelled
+    `TUNED`: (the chosen candidate's label, its labelled pairs)."""
+    missing = [(label, s) for label, c, s in candidates if not store.is_complete(c.run_id, s)]
+    if missing:
+        raise ValueError(f"tuning the static weights needs every candidate run first; missing {missing[:3]}")
+    scores: dict[str, list[float]] = {}
+    for label, cfg, seed in candidates:
+        scores.setdefault(label, []).append(validation_score(cfg, seed))
+    best = max(scores, key=lambda k: sum(scores[k]) / len(scores[k]))
+    return best, [(TUNED, c, s) for label, c, s in candidates if label == best]
 
 
 def mdl_pairs(profile: str, seeds: Iterable[int] | None = None, budgets: Iterable[float] | None = None,

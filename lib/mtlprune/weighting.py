@@ -2,7 +2,8 @@
 
 A weighting is an `nn.Module` (so learnable weights, e.g. uncertainty weighting, join the optimizer and the
 checkpoint) called as `weighting(losses, step) -> (total, weights)`; the trainer logs the weights it returns.
-Registered here: `equal` (Σ_t L_t), `uncertainty` (Kendall et al., CVPR 2018), `dwa` (Liu et al., CVPR 2019) and
+Registered here: `equal` (Σ_t L_t), `static` (fixed weights, one task emphasised), `uncertainty` (Kendall et al.,
+CVPR 2018), `dwa` (Liu et al., CVPR 2019) and
 `adaptive` (AdapMTL, Xiang et al., ACM MM 2024). A weighting whose constructor takes `iterations` gets the run's
 length, so its warm-up and window can be fractions of it (scaled to every profile).
 """
@@ -34,6 +35,28 @@ class EqualWeighting(Weighting):
 
     def forward(self, losses, step):
         return sum(losses.values()), {t: 1.0 for t in losses}
+
+
+@WEIGHTINGS.register("static")
+class StaticWeighting(Weighting):
+    """Fixed task weights: `emphasis` (a task, or "" for none) weighs `factor` times each other task, the weights
+    normalised to sum to the number of tasks (so the loss scale matches `equal`, which is `emphasis=""`). The study
+    tunes `emphasis` on the validation split to give equal weighting its best static setting (`plan.tuned_weighting`)
+    before comparing it with AdapMTL's adaptive weights."""
+
+    def __init__(self, tasks, emphasis: str = "", factor: float = 2.0):
+        super().__init__(tasks)
+        if emphasis and emphasis not in self.tasks:
+            raise ValueError(f"static weighting: emphasis {emphasis!r} is not a task of this run; valid: "
+                             f"{', '.join(self.tasks)} or '' (equal)")
+        if not factor > 0:
+            raise ValueError(f"static weighting: factor must be > 0, got {factor}")
+        raw = {t: factor if t == emphasis else 1.0 for t in self.tasks}
+        scale = len(self.tasks) / sum(raw.values())
+        self.fixed = {t: w * scale for t, w in raw.items()}
+
+    def forward(self, losses, step):
+        return sum(self.fixed[t] * v for t, v in losses.items()), dict(self.fixed)
 
 
 @WEIGHTINGS.register("uncertainty")
