@@ -20,7 +20,9 @@ from mtlprune.pruning.masks import (effective_weights, export_sparse, get_masks,
 from mtlprune.train import Runtime, iterate_batches
 
 QUIET = Runtime(progress=False)
-METHODS = [m for m in STRATEGIES.names() if m != "dense"]
+# every method that prunes to a requested sparsity on its own (controls prune nothing; magnitude_component takes a
+# sparsity per component, tested with its parameters below)
+METHODS = [m for m in STRATEGIES.names() if STRATEGIES.get(m).prunes and m != "magnitude_component"]
 EXACT = [m for m in METHODS if m != "str"]
 
 
@@ -224,3 +226,20 @@ def test_sparsity_outside_the_open_interval_is_rejected(sparsity):
 def test_bad_method_parameter_is_named():
     with pytest.raises(ValueError, match="pruning parameter rewind=0.3"):
         build_strategy(make_config("smoke", "lth", 0.5, method_params={"rewind": 0.3}).pruning)
+
+
+def test_cli_hard_mask_control_and_equal_training_control(smoke_dense, capsys):
+    from mtlprune.cli import main
+
+    alloc = {"backbone": 0.5, "seg": 0.95, "depth": 0.9, "normal": 0.8}
+    rc = main(["run", "--profile", "smoke", "--method", "magnitude_component", "--sparsity", "0.9", "--json",
+               "--no-progress", *[a for k, v in alloc.items() for a in ("--param", f"{k}={v}")]])
+    out = capsys.readouterr()
+    assert rc == 0, out.err[-2000:]
+    comps = json.loads(out.out.strip().splitlines()[-1])["sparsity"]["components"]
+    assert comps == pytest.approx(alloc, abs=0.005)  # exactly the allocation it was given, per component
+    rc = main(["run", "--profile", "smoke", "--method", "dense_finetune", "--seed", "0", "--json", "--no-progress"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err[-2000:]
+    summary = json.loads(out.out.strip().splitlines()[-1])
+    assert summary["sparsity"]["overall"] == 0.0 and summary["method"] == "dense_finetune"

@@ -48,7 +48,7 @@ def test_cli_rejects_bad_values_with_the_valid_ones():
     proc = _cli("run", "--profile", "smoke", "--set", "model.backbone=vgg")
     assert proc.returncode == 2 and "valid: deeplab_resnet34, mobilenetv2, resnet_small" in proc.stderr
     proc = _cli("run", "--profile", "smoke", "--sparsity", "0.9")
-    assert proc.returncode == 2 and "dense method takes no sparsity" in proc.stderr
+    assert proc.returncode == 2 and "method 'dense' prunes nothing and takes no sparsity" in proc.stderr
 
 
 def test_full_profile_without_real_data_names_both_fixes(tmp_path):
