@@ -17,17 +17,17 @@ from mtlprune.profiles import PROFILE_SETTINGS, make_config
 # when a value the run uses changes (a profile's setting, a dataclass default, a method's default hyperparameter) or
 # `identity.SCHEMA` is bumped: say so in the change, since every cached run of it is recomputed.
 PINNED = {
-    ("smoke", "dense"): "dense-960f123c8174",
-    ("quick", "dense"): "dense-f9ad1b02ca3e",
-    ("full", "dense"): "dense-a2512d89bb45",
-    ("smoke", "adapmtl"): "adapmtl-ad3d13856044",
-    ("quick", "adapmtl"): "adapmtl-ad3587e59b4e",
-    ("full", "adapmtl"): "adapmtl-0dc4497cd7d1",
+    ("smoke", "dense"): "dense-8b63cff9837c",
+    ("quick", "dense"): "dense-1278467f5779",
+    ("full", "dense"): "dense-33457999c1a0",
+    ("smoke", "adapmtl"): "adapmtl-e1aa767f4320",
+    ("quick", "adapmtl"): "adapmtl-4369f8755990",
+    ("full", "adapmtl"): "adapmtl-7004e1de01ef",
 }
 PINNED_MDL = {
-    ("smoke", "budget_aware"): ("mdl-budget_aware-e7d1d1936812", "mdlsource-276c1870f708"),
-    ("quick", "budget_aware"): ("mdl-budget_aware-3eb8dadade49", "mdlsource-c52052d5fb18"),
-    ("full", "individual"): ("mdl-individual-9025d2fe3164", "mdlsource-bca904f38c8a"),
+    ("smoke", "budget_aware"): ("mdl-budget_aware-0c3738a95cf5", "mdlsource-bd9b05db07c6"),
+    ("quick", "budget_aware"): ("mdl-budget_aware-0d8d24c10503", "mdlsource-ef5734cb3334"),
+    ("full", "individual"): ("mdl-individual-e526e2cee4c0", "mdlsource-5fc6dc6a90a9"),
 }
 
 

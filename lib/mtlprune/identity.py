@@ -19,7 +19,9 @@ import hashlib
 import json
 from typing import Any
 
-SCHEMA = 3  # 1: canonical configs with defaults omitted; 2: fully resolved configs; 3: the fast training step
+SCHEMA = 4  # 1: canonical configs with defaults omitted; 2: fully resolved configs; 3: the fast training step;
+# 4: multi-domain and source runs log validation accuracy (history.jsonl) and a latency IQR (summary), and soft-
+# threshold gradients are summed per layer: a run cached before has neither, or other rounding
 # (fused heads, matrix upsampling, fused Adam, masked-sum losses: the same functions, other float rounding)
 
 
