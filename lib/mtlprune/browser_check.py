@@ -46,7 +46,7 @@ def load(page: Path, browser: str, timeout: float = 60.0) -> tuple[str, str]:
     """The page's DOM after its scripts ran, and the browser's log."""
     proc = subprocess.run(["timeout", str(int(timeout)), browser, *FLAGS, page.resolve().as_uri()],
                           capture_output=True, text=True)
-    if proc.returncode not in (0,) and not proc.stdout:
+    if proc.returncode and not proc.stdout:
         raise RuntimeError(f"{browser} could not load {page} (exit {proc.returncode}): {proc.stderr[-500:]}")
     return proc.stdout, proc.stderr
 

@@ -10,8 +10,9 @@ Conventions (stated in the book, `conventions.md`):
   (`delta_t_control`): the first credits pruned runs with their extra training, the second measures pruning alone.
 - Collapse: a run whose primary metric of some task (mIoU, depth abs. error, mean normal angle) is no better than a
   constant predictor's on the same test split (`chance_metrics`) is flagged and left out of every ranking.
-- Plateau: Δ_T between the validation metrics averaged over the last `window` of training and over the `window`
-  ending at three quarters; the run is at a plateau when its absolute value is below `PLATEAU_TOLERANCE` (1 %).
+- Plateau: Δp (LibMTL's mean relative change, %) between the validation metrics averaged over the last `window` of
+  training and over the `window` ending at three quarters (for one accuracy series: its relative change); the run is
+  at a plateau when its absolute value is below `PLATEAU_TOLERANCE` (1 %).
 - Budget: the smallest sparse-phase length b whose method ranking (mean Δ_T) does not change at 2b beyond the
   intervals: no pair of methods separated at b or at 2b swaps order, and no method collapsed at either. Kendall τ
   between the two rankings is shown too.
@@ -20,9 +21,9 @@ Conventions (stated in the book, `conventions.md`):
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any, Iterable
 
 import numpy as np
@@ -31,13 +32,13 @@ import torch
 from scipy import stats as sps
 
 from . import catalogue, store
-from .config import PruningConfig, RunConfig
+from .config import PruningConfig, RunConfig, to_dict
 from .metrics import METRICS, TaskMeters, delta_p, delta_t
 from .runner import SUMMARY_KEYS
 
 LEVEL = 0.95
-PLATEAU_TOLERANCE = 1.0  # % Δ_T over the last quarter of training
-PRIMARY = {"seg": ("miou", 1), "depth": ("abs_err", -1), "normal": ("angle_mean", -1)}
+PLATEAU_TOLERANCE = 1.0  # % change over the last quarter of training
+PRIMARY = {"seg": "miou", "depth": "abs_err", "normal": "angle_mean"}  # a task's headline metric (signs: METRICS)
 
 
 def half_width(values: Iterable[float], level: float = LEVEL) -> float:
@@ -90,40 +91,40 @@ def with_controls(pairs: Iterable[tuple[RunConfig, int]]) -> list[tuple[RunConfi
     return list(out.values())
 
 
-@lru_cache(maxsize=8)
-def _chance(data_key: str, cfg: RunConfig) -> dict[str, dict[str, float]]:
-    from .data.loading import load_data
-
-    train, test = load_data(cfg, "train", False), load_data(cfg, "test", False)
-    labels = train["label"][train["label"] >= 0]
-    majority = int(torch.bincount(labels.reshape(-1)).argmax())
-    depth = float(train["depth"][train["depth"] > 0].mean())
-    normal = train["normal"].mean(dim=(0, 2, 3))
-    meters = TaskMeters(cfg.tasks)
-    n = test["image"].shape[0]
-    for i in range(0, n, 64):
-        batch = {k: v[i:i + 64] for k, v in test.items()}
-        b, _, h, w = batch["image"].shape
-        seg = torch.zeros(b, int(train["label"].max()) + 1, h, w)
-        seg[:, majority] = 1.0
-        preds = {"seg": seg, "depth": torch.full((b, 1, h, w), depth),
-                 "normal": normal.reshape(1, 3, 1, 1).expand(b, 3, h, w).contiguous()}
-        meters.update({t: preds[t] for t in cfg.tasks}, batch)
-    return meters.compute()
+_CHANCE: dict[str, dict[str, dict[str, float]]] = {}
 
 
 def chance_metrics(cfg: RunConfig) -> dict[str, dict[str, float]]:
     """Test metrics of constant predictors fitted on the training split: the majority class, the mean valid depth,
-    the mean normal direction. A run no better than these on a task has collapsed."""
-    from .config import to_dict
-    import json
+    the mean normal direction. A run no better than these on a task has collapsed. Computed once per dataset (every
+    config of a study shares it)."""
+    from .data.loading import load_data
 
-    return _chance(json.dumps(to_dict(cfg.data), sort_keys=True, default=str), replace(cfg, dense=None))
+    key = json.dumps([to_dict(cfg.data), list(cfg.tasks)], sort_keys=True, default=str)
+    if key in _CHANCE:
+        return _CHANCE[key]
+    train, test = load_data(cfg, "train", False), load_data(cfg, "test", False)
+    labels = train["label"][train["label"] >= 0]
+    majority = int(torch.bincount(labels.reshape(-1)).argmax())
+    classes = int(train["label"].max()) + 1
+    depth = float(train["depth"][train["depth"] > 0].mean())
+    normal = train["normal"].mean(dim=(0, 2, 3)).reshape(1, 3, 1, 1)
+    meters = TaskMeters(cfg.tasks)
+    for i in range(0, test["image"].shape[0], 64):
+        batch = {k: v[i:i + 64] for k, v in test.items()}
+        b, _, h, w = batch["image"].shape
+        seg = torch.zeros(b, classes, h, w)
+        seg[:, majority] = 1.0
+        preds = {"seg": seg, "depth": torch.full((b, 1, h, w), depth), "normal": normal.expand(b, 3, h, w)}
+        meters.update({t: preds[t] for t in cfg.tasks}, batch)
+    _CHANCE[key] = meters.compute()
+    return _CHANCE[key]
 
 
 def collapsed_tasks(metrics: dict[str, dict[str, float]], chance: dict[str, dict[str, float]]) -> list[str]:
     out = []
-    for task, (metric, sign) in PRIMARY.items():
+    for task, metric in PRIMARY.items():
+        sign = dict(METRICS[task])[metric]
         if task in metrics and task in chance:
             if sign * (metrics[task][metric] - chance[task][metric]) <= 0:
                 out.append(task)
@@ -147,7 +148,7 @@ def records(pairs: Iterable[tuple[RunConfig, int] | tuple[str, RunConfig, int]])
             "seed": seed, "delta_t": s["delta_t"]["mean"],
             **{f"delta_t {t}": s["delta_t"].get(t) for t in METRICS},
             **{f"sparsity {c}": v for c, v in s["sparsity"]["components"].items()},
-            **{f"{t}/{m}": s["metrics"][t][m] for t, (m, _) in PRIMARY.items() if t in s["metrics"]},
+            **{f"{t}/{m}": s["metrics"][t][m] for t, m in PRIMARY.items() if t in s["metrics"]},
         }
         row["delta_t_control"] = float("nan")
         if cfg.dense is not None and cfg.pruning.method != "dense_finetune":
@@ -220,24 +221,32 @@ def choose_budget(stability: pd.DataFrame) -> int | None:
     return int(stable["from"].min()) if len(stable) else None
 
 
-def plateau(history: pd.DataFrame, tasks: Iterable[str], window: float = 0.1) -> dict[str, float]:
-    """Δ_T (%) between the validation metrics averaged over the last `window` of training and over the `window`
-    ending at 3/4 of it; `holds` when below `PLATEAU_TOLERANCE` in absolute value."""
-    val = history[history["split"] == "val"].sort_values("step")
-    if val.empty:
+def _window_means(frame: pd.DataFrame, columns: list[str], window: float) -> tuple[pd.Series, pd.Series]:
+    """The mean of `columns` over the `window` (fraction of training) ending at 3/4 of it and over the last one (the
+    nearest earlier point when a window holds none)."""
+    frame = frame.sort_values("step")
+    if frame.empty:
         raise ValueError("the run logged no validation metrics: no plateau can be measured")
-    end = float(val["step"].max())
+    end = float(frame["step"].max())
     w = max(window * end, 1.0)
 
-    def mean_metrics(upto: float) -> dict[str, dict[str, float]]:
-        part = val[(val["step"] > upto - w) & (val["step"] <= upto)]
-        if part.empty:  # fewer evaluations than windows: the nearest one before
-            part = val[val["step"] <= upto].tail(1)
-        return {t: {m: float(part[f"{t}/{m}"].mean()) for m, _ in METRICS[t]} for t in tasks}
+    def upto(t: float) -> pd.Series:
+        part = frame[(frame["step"] > t - w) & (frame["step"] <= t)]
+        return (part if len(part) else frame[frame["step"] <= t].tail(1))[columns].mean()
 
-    gain = delta_p(mean_metrics(end), mean_metrics(0.75 * end))["mean"]
+    return upto(0.75 * end), upto(end)
+
+
+def plateau(history: pd.DataFrame, tasks: Iterable[str], window: float = 0.1) -> dict[str, float]:
+    """Δp (%) between the validation metrics averaged over the last `window` of training and over the `window`
+    ending at 3/4 of it; `holds` when below `PLATEAU_TOLERANCE` in absolute value."""
+    val = history[history["split"] == "val"]
+    cols = {t: [f"{t}/{m}" for m, _ in METRICS[t]] for t in tasks}
+    before, last = _window_means(val, [c for cs in cols.values() for c in cs], window)
+    as_metrics = lambda v: {t: {c.split("/")[1]: float(v[c]) for c in cs} for t, cs in cols.items()}  # noqa: E731
+    gain = delta_p(as_metrics(last), as_metrics(before))["mean"]
     return {"gain": gain, "tolerance": PLATEAU_TOLERANCE, "holds": abs(gain) < PLATEAU_TOLERANCE,
-            "steps": end}
+            "steps": float(val["step"].max())}
 
 
 def _fmt(mean: float, ci: float) -> str:
@@ -246,14 +255,13 @@ def _fmt(mean: float, ci: float) -> str:
     return f"{mean:+.1f} ± {ci:.1f}" if np.isfinite(ci) else f"{mean:+.1f}"
 
 
-def comparison_table(rec: pd.DataFrame, ours: str = "AdapMTL", by: str = "label",
+def comparison_table(rec: pd.DataFrame, ours: str | None = "AdapMTL", by: str = "label",
                      value: str = "delta_t_control") -> pd.DataFrame:
     """The leaderboard of one comparison (≤ 8 columns): per row (a method or labelled variant) the mean Δ_T ± 95 %
     interval against the control and the dense reference, achieved sparsity, seeds, collapsed seeds, the rank by
-    `value` among the rows that did not collapse (rows whose interval overlaps the first row of a rank share it), and the
-    verdict of `ours` against the row."""
-    summ = summarize(rec, [by, "method"])
-    summ["sparsity %"] = [100 * rec[rec[by] == k]["sparsity"].mean() for k in summ[by]]
+    `value` among the rows that did not collapse (rows whose interval overlaps the first row of a rank share it), and,
+    unless `ours` is None, the verdict of `ours` against the row."""
+    summ = summarize(rec, [by, "method"], ("delta_t", "delta_t_control", "sparsity"))
     summ = summ.sort_values(value, ascending=False).reset_index(drop=True)
     ranked = summ[summ["collapsed"] == 0]
     ranks, head, rank = {}, None, 0
@@ -267,12 +275,13 @@ def comparison_table(rec: pd.DataFrame, ours: str = "AdapMTL", by: str = "label"
         by: summ[by],
         "Δ_T vs control": [_fmt(m, c) for m, c in zip(summ["delta_t_control"], summ["delta_t_control ci"])],
         "Δ_T vs dense": [_fmt(m, c) for m, c in zip(summ["delta_t"], summ["delta_t ci"])],
-        "sparsity %": summ["sparsity %"].round(1),
+        "sparsity %": (100 * summ["sparsity"]).round(1),
         "seeds": summ["n"],
         "collapsed": summ["collapsed"],
-        f"{ours} is": ["–" if k == ours or ref.empty else verdict(_iv(ref.iloc[0], value), _iv(r, value))
-                       for k, (_, r) in zip(summ[by], summ.iterrows())],
     })
+    if ours is not None:
+        out[f"{ours} is"] = ["–" if k == ours or ref.empty else verdict(_iv(ref.iloc[0], value), _iv(r, value))
+                             for k, (_, r) in zip(summ[by], summ.iterrows())]
     out.attrs.update({"summary": summ, "ours": ours, "by": by, "value": value})
     return out
 
@@ -304,16 +313,9 @@ def plateau_table(cfg: RunConfig, seeds: Iterable[int]) -> pd.DataFrame:
 def series_plateau(steps: Iterable[float], values: Iterable[float], window: float = 0.1) -> dict[str, Any]:
     """`plateau` for one higher-is-better series (e.g. a mean validation accuracy): its relative change (%) between
     the mean over the last `window` of training and over the `window` ending at 3/4 of it."""
-    s = pd.Series(list(values), index=list(steps), dtype=float).sort_index()
-    if s.empty:
-        raise ValueError("no validation points: no plateau can be measured")
-    end = float(s.index.max())
-    w = max(window * end, 1.0)
-
-    def mean_upto(upto: float) -> float:
-        part = s[(s.index > upto - w) & (s.index <= upto)]
-        return float(part.mean()) if len(part) else float(s[s.index <= upto].iloc[-1])
-
-    a, b = mean_upto(0.75 * end), mean_upto(end)
+    frame = pd.DataFrame({"step": list(steps), "value": list(values)}, dtype=float)
+    before, last = _window_means(frame, ["value"], window)
+    a, b = float(before["value"]), float(last["value"])
     gain = 100.0 * (b - a) / abs(a) if a else float("inf")
-    return {"gain": gain, "tolerance": PLATEAU_TOLERANCE, "holds": abs(gain) < PLATEAU_TOLERANCE, "steps": end}
+    return {"gain": gain, "tolerance": PLATEAU_TOLERANCE, "holds": abs(gain) < PLATEAU_TOLERANCE,
+            "steps": float(frame["step"].max())}

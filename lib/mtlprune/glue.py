@@ -20,16 +20,6 @@ def glue_metrics(prefix: str, table: pd.DataFrame) -> None:
         glue_value(f"{prefix}_{task}_{metric}", float(row["mean"]))
 
 
-def glue_ranking(paper: pd.DataFrame, sparsity: float) -> None:
-    """Glue the best and worst pruned method of a `paper_table` by mean Δ_T, and the sparsity, for the prose."""
-    ranked = paper.drop(index="dense", errors="ignore")["Δ_T mean"].sort_values(ascending=False)
-    glue_value("table_sparsity_pct", f"{sparsity:.0%}")
-    glue_value("best_method", ranked.index[0])
-    glue_value("best_delta_t", float(ranked.iloc[0]))
-    glue_value("worst_method", ranked.index[-1])
-    glue_value("worst_delta_t", float(ranked.iloc[-1]))
-
-
 def glue_budget(stability: pd.DataFrame, chosen: int | None, profile: str) -> None:
     """Glue the budget chapter's verdict: the measured B, the profile's B, whether they agree, and τ / swaps / ties
     between B and 2B (`budget_*`)."""

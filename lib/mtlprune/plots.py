@@ -451,6 +451,8 @@ def budget_curves(summary: pd.DataFrame, values: tuple[str, ...] = ("delta_t_con
     for ax, value in zip(axes[0], values):
         for m in methods:
             g = summary[summary["method"] == m].sort_values("budget")
+            if g[value].isna().all():  # the control has no Δ against itself
+                continue
             ax.errorbar(g["budget"], g[value], yerr=g[f"{value} ci"], color=palette[m], linewidth=width[m],
                         marker="o", capsize=3, label=catalogue.label(m))
             bad = g[g["collapsed"] > 0]
@@ -460,7 +462,7 @@ def budget_curves(summary: pd.DataFrame, values: tuple[str, ...] = ("delta_t_con
         ax.set_xticks(sorted(summary["budget"].unique()), [str(b) for b in sorted(summary["budget"].unique())])
         ax.set_xlabel("sparse-phase length (iterations)")
         ax.set_title(titles.get(value, value))
-    axes[0][0].legend(loc="best", fontsize=8, frameon=True)
+    axes[0][-1].legend(loc="best", fontsize=8, frameon=True)  # the panel that draws every line, the control's too
     return fig
 
 

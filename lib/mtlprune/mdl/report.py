@@ -195,8 +195,7 @@ def plateau_table(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
                      "gain (%)": round(p["gain"], 2), "holds": p["holds"]})
     for cfg, seed in ind:
         hist = pd.DataFrame(store.read_history(paths.seed_dir(cfg.run_id, seed)))
-        val = hist[hist.get("split") == "val"] if "split" in hist else hist.iloc[0:0]
-        mean = val.groupby("step")["val/0"].mean()  # one domain per individual network: its own head 0
+        mean = hist[hist["split"] == "val"].groupby("step")["val/0"].mean()  # one domain per network: its head 0
         p = series_plateau(mean.index, mean.values)
         rows.append({"network": "individual networks (mean over domains)", "seed": seed,
                      "iterations": int(p["steps"]), "gain (%)": round(p["gain"], 2), "holds": p["holds"]})
