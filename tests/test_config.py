@@ -25,9 +25,9 @@ PINNED = {
     ("full", "adapmtl"): "adapmtl-7004e1de01ef",
 }
 PINNED_MDL = {
-    ("smoke", "budget_aware"): ("mdl-budget_aware-0c3738a95cf5", "mdlsource-bd9b05db07c6"),
-    ("quick", "budget_aware"): ("mdl-budget_aware-0d8d24c10503", "mdlsource-ef5734cb3334"),
-    ("full", "individual"): ("mdl-individual-e526e2cee4c0", "mdlsource-5fc6dc6a90a9"),
+    ("smoke", "budget_aware"): ("mdl-budget_aware-aab01b75c691", "mdlsource-9245c32f0529"),
+    ("quick", "budget_aware"): ("mdl-budget_aware-1970cfc35354", "mdlsource-af31800aa762"),
+    ("full", "individual"): ("mdl-individual-c5d54a4e2f41", "mdlsource-fd973ae0d4d7"),
 }
 
 

@@ -55,6 +55,34 @@ def test_an_executor_gives_the_summaries_of_local(executor, store, monkeypatch, 
     assert set(again["status"]) == {"cached"}  # complete runs are never resubmitted
 
 
+def test_local_packs_runs_that_pin_their_threads_with_the_same_numbers(store, monkeypatch):
+    """Runs whose config pins fewer threads than the machine has cores run side by side (cores // threads processes);
+    their summaries equal those of running them one after another, and unpinned runs are never packed."""
+    import os
+
+    from mtlprune.executors import Job, packing
+    from mtlprune.mdl.profiles import make_mdl_config
+    from mtlprune.mdl.report import run_grid
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    pairs = [(make_mdl_config("smoke", m, 0.5, overrides={"train.iterations": 8}), 0)
+             for m in ("budget_aware", "frozen")]
+    assert all(cfg.train.threads == 1 for cfg, _ in pairs)  # the profile pins them
+    assert packing([Job(cfg, s, "smoke") for cfg, s in pairs]) == 2
+    unpinned = [Job(make_mdl_config("smoke", "frozen", 0.5, overrides={"train.threads": 0}), 0, "smoke")] * 2
+    assert packing(unpinned) == 1
+    log = run_grid(pairs, progress=False, profile="smoke", executor="local")
+    assert set(log["status"].str.split().str[0]) == {"trained"}
+    packed = {cfg.run_id: json.loads((paths.seed_dir(cfg.run_id, 0) / "summary.json").read_text()) for cfg, _ in pairs}
+    assert {s["threads"] for s in packed.values()} == {1}
+    monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / "one_by_one"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # no room to pack: the same runs one after another
+    run_grid(pairs, progress=False, profile="smoke", executor="local")
+    for cfg, _ in pairs:
+        alone = json.loads((paths.seed_dir(cfg.run_id, 0) / "summary.json").read_text())
+        assert alone["accuracy"] == packed[cfg.run_id]["accuracy"]
+
+
 def test_a_failed_run_is_reported_and_the_others_are_kept(store):
     good = study.pruning_grid("smoke", ["magnitude_global"], [0.9], [0], [])
     bad = study.pruning_grid("smoke", ["random"], [0.9], [0], [], overrides={"train.lr": 1e30,

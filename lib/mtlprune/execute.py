@@ -23,6 +23,7 @@ class RunKind:
     run: Callable[[Any, int, bool, str | None], dict[str, Any]]  # (cfg, seed, progress, profile) -> summary
     row: Callable[[Any, dict[str, Any]], dict[str, Any]]  # the run-log columns of one finished run
     depends: Callable[[Any], list[Any]]  # configs that must run first (at the same seed)
+    threads: Callable[[Any], int] = lambda cfg: 0  # CPU threads the config pins (0: none; `executors.packing`)
 
 
 RUN_KINDS: dict[type, RunKind] = {}

@@ -2,7 +2,10 @@
 dependencies, then the runs that start from them) to one executor; every run goes through the one run store
 (`store.execute`: cache, lock, atomic summary), so any executor gives the same summaries as running them one by one.
 
-- `local` (default): one after another in this process.
+- `local` (default): one after another in this process, except runs that pin fewer CPU threads than the machine has
+  cores (a config's `threads`, e.g. the quick multi-domain runs at 1): those are packed side by side, cores // threads
+  worker processes at a time, since one small run cannot use the machine (their numbers are the same either way: the
+  thread count is part of the config).
 - `processes`: N worker processes on this machine (`MTLPRUNE_WORKERS`, default: the CPU count; spawned, with the
   machine's cores split between them), e.g. several runs packed on one GPU or many CPU cores.
 - `ray`: Ray core tasks (`pip install .[ray]`), one per run with `MTLPRUNE_RAY_CPUS` CPUs (default 1) and
@@ -17,6 +20,7 @@ the environment variable `MTLPRUNE_EXECUTOR` (what papermill kernels and Jupyter
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -64,11 +68,42 @@ class Executor:
         raise NotImplementedError
 
 
+@contextmanager
+def pinned_threads(threads: int) -> Iterator[None]:
+    """Run the block with `threads` CPU threads (0: leave the process's), then restore them. A run whose config pins
+    its threads gives the same numbers whatever executor or machine computes it (the thread count changes how
+    convolutions split their sums, so float rounding)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def packing(jobs: list[Job]) -> int:
+    """How many of `jobs` can run side by side on this machine's cores: cores // threads when every job pins its
+    threads (`RunKind.threads`), else 1."""
+    from .execute import kind_of
+
+    pinned = [kind_of(job.cfg).threads(job.cfg) for job in jobs]
+    if len(jobs) < 2 or not all(pinned):
+        return 1
+    return max(1, min(len(jobs), (os.cpu_count() or 1) // max(pinned)))
+
+
 @EXECUTORS.register("local")
 class Local(Executor):
     name = "local"
 
     def run(self, jobs):
+        width = packing(jobs)
+        if width > 1:
+            yield from _pool(jobs, width, threads=1)  # every job sets its own pinned threads
+            return
         for job in jobs:
             try:
                 yield job, run_job(job)
@@ -82,6 +117,24 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _pool(jobs: list[Job], workers: int, threads: int) -> Iterator[Outcome]:
+    """`jobs` on `workers` spawned processes of `threads` threads each, yielded as they finish."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                initargs=(threads,)) as pool:
+        futures = {pool.submit(run_job, job): job for job in jobs}
+        for future in cf.as_completed(futures):
+            exc = future.exception()
+            if isinstance(exc, cf.process.BrokenProcessPool):
+                exc = RuntimeError("a worker process died before finishing this run: it ran out of memory or was "
+                                   "killed, or a script started the grid without `if __name__ == \"__main__\":` "
+                                   "(spawned workers import the script again; notebooks and `python -m mtlprune` "
+                                   "need nothing). Fix the cause and rerun: finished runs are kept")
+            yield futures[future], exc if exc is not None else future.result()
+
+
 @EXECUTORS.register("processes")
 class Processes(Executor):
     name = "processes"
@@ -90,21 +143,14 @@ class Processes(Executor):
         self.workers = _env_number("MTLPRUNE_WORKERS", os.cpu_count() or 1, int, 1)
 
     def run(self, jobs):
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
         if not jobs:
             return
         # the machine's cores split between the workers (a wave of one run keeps them all); summaries agree bit for
-        # bit with a local run at the same threads per run (`env.threads` in every summary), else to float rounding
+        # bit with a local run at the same threads per run (`env.threads` in every summary; a run that pins its
+        # threads in its config sets them itself), else to float rounding
         workers = min(self.workers, len(jobs))
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                    initargs=(threads,)) as pool:
-            futures = {pool.submit(run_job, job): job for job in jobs}
-            for future in cf.as_completed(futures):
-                exc = future.exception()
-                yield futures[future], exc if exc is not None else future.result()
+        yield from _pool(jobs, workers, threads)
 
 
 @EXECUTORS.register("ray")

@@ -41,6 +41,7 @@ class SourceConfig:
     lr: float = 2e-3
     seed: int = 0
     weight_decay: float = 1e-4
+    threads: int = 0  # CPU threads of the run (0: the process's); part of the id because it changes float rounding
 
     @property
     def run_id(self) -> str:
@@ -70,6 +71,9 @@ class MDLTrain:
     lr: float = 2e-3  # BatchNorms, heads (and the backbone when a method trains it)
     switch_lr: float = 0.02
     weight_decay: float = 1e-4
+    # CPU threads per run (0: the process's). Pinned, the numbers do not depend on the executor, and the local
+    # executor packs runs of fewer threads than the machine has cores side by side (`executors`)
+    threads: int = 0
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from .. import paths, store
 from ..config import canonical
 from ..data.domains import DomainsSpec, generate, load_domain
 from ..execute import RUN_KINDS, RunKind
+from ..executors import pinned_threads
 from ..locks import make_once
 from ..store import check_finite, load_state, rerun_fix
 from .config import MDLConfig, SourceConfig
@@ -69,7 +70,8 @@ def source_model(cfg: SourceConfig, progress: bool = True, profile: str | None =
         store.write_config(cfg.run_id, cfg)
         t = time.time()
         vx, vy, _ = load(cfg, cfg.data.source, "val", progress)
-        model, history = pretrain_source(cfg, (x, y), len(names), cfg.seed, progress, (vx, vy))
+        with pinned_threads(cfg.threads):
+            model, history = pretrain_source(cfg, (x, y), len(names), cfg.seed, progress, (vx, vy))
         store.write_history(out, history)
         bad = [n for n, p in model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
         if bad:  # a NaN source would poison every multi-domain run that starts from it
@@ -77,7 +79,8 @@ def source_model(cfg: SourceConfig, progress: bool = True, profile: str | None =
                                      f"cached. Fix: lower source.lr (--set source.lr=...)")
         torch.save(model.state_dict(), out / paths.MODEL)
         return {"run_id": cfg.run_id, "seed": cfg.seed, "train_seconds": time.time() - t, "profile": profile,
-                "kind": "mdlsource"}
+                "kind": "mdlsource", "threads": cfg.threads or torch.get_num_threads(),
+                "git_commit": store.git_commit()}
 
     store.execute(cfg.run_id, cfg.seed, SOURCE_KEYS, train)
     out = paths.seed_dir(cfg.run_id, cfg.seed)
@@ -96,8 +99,13 @@ def run_mdl(cfg: MDLConfig, seed: int = 0, progress: bool = True, profile: str |
         for split in ("train", "val", "test"):
             load(cfg.source, domain, split, progress)
     source = source_model(cfg.source, progress, profile)
-    return store.execute(cfg.run_id, seed, SUMMARY_KEYS,
-                         lambda out: {**_train(cfg, seed, progress, source, out), "profile": profile})
+
+    def train(out: Path) -> dict[str, Any]:
+        with pinned_threads(cfg.train.threads):
+            return {**_train(cfg, seed, progress, source, out), "profile": profile,
+                    "threads": torch.get_num_threads()}
+
+    return store.execute(cfg.run_id, seed, SUMMARY_KEYS, train)
 
 
 def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet, out: Path) -> dict[str, Any]:
@@ -178,4 +186,4 @@ def _log_row(cfg: MDLConfig, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 RUN_KINDS[MDLConfig] = RunKind(run=lambda cfg, seed, progress, profile: run_mdl(cfg, seed, progress, profile),
-                               row=_log_row, depends=lambda cfg: [])
+                               row=_log_row, depends=lambda cfg: [], threads=lambda cfg: cfg.train.threads)
