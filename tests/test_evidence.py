@@ -178,3 +178,22 @@ def test_tuned_weighting_picks_the_best_validation_score(monkeypatch):
     monkeypatch.setattr(plan, "validation_score", lambda cfg, seed: score[cfg.run_id])
     best, pairs = plan.tuned_weighting(cands)
     assert best == cands[-1][0] and {label for label, _, _ in pairs} == {plan.TUNED} and len(pairs) == 2
+
+
+def test_paper_table_beside_ours_ranks_both_in_the_same_columns():
+    """The paper's ranks follow its Δ_T; ours share a rank where the intervals overlap; one row per method run."""
+    from mtlprune.tables import paper_beside_ours
+
+    rows = []
+    for method, values in (("adapmtl", [-10, -11, -12]), ("snip", [-40, -41, -42]), ("lth", [-11, -12, -13])):
+        for seed, v in enumerate(values):
+            rows.append({"run_id": f"{method}-x", "seed": seed, "method": method, "label": method, "delta_t": v,
+                         "delta_t_control": v, "sparsity": 0.9, "collapsed": "", "sparsity backbone": 0.8})
+    out = paper_beside_ours(pd.DataFrame(rows)).set_index("method")
+    assert list(out.index) == ["AdapMTL", "Lottery ticket (LTH)", "SNIP"]  # the paper's order: +2.66, -5.12, -9.99
+    assert list(out["paper rank"]) == [1, 2, 3]
+    assert out.loc["AdapMTL", "our rank"] == out.loc["Lottery ticket (LTH)", "our rank"] == 1  # overlapping: tied
+    assert out.loc["SNIP", "our rank"] == 3
+    assert out.loc["SNIP", "our backbone %"] == 80.0
+    with pytest.raises(ValueError, match="one configuration per method"):
+        paper_beside_ours(pd.DataFrame(rows + [{**rows[0], "run_id": "adapmtl-y"}]))

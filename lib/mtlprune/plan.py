@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from . import store
+from . import catalogue, store
 from .config import RunConfig
 from .evidence import with_controls
 from .grids import budget_grid, check_seeds, default_seeds, pruning_grid, variant_pairs
@@ -55,6 +55,19 @@ def cause_pairs(profile: str, seeds: Iterable[int] | None = None,
                 sparsity: float = SEED_SPARSITY) -> list[tuple[str, RunConfig, int]]:
     """AdapMTL and the variants that each remove one of its ingredients (adaptive weighting, per-component thresholds)."""
     return variant_pairs(profile, sparsity, _seeds(profile, seeds), CAUSES)
+
+
+def paper_pairs(profile: str, seeds: Iterable[int] | None = None,
+                sparsity: float = SEED_SPARSITY) -> list[tuple[str, RunConfig, int]]:
+    """The runs behind the rows of the paper's main table that we reproduce: its baselines and AdapMTL from the
+    comparison, and AdapMTL "w/o adaptive thresholds" as our one-global-threshold variant (the cause's config)."""
+    from .tables import PAPER_KEYS
+
+    keys = set(PAPER_KEYS.values())
+    rows = [(catalogue.label(c.pruning.method), c, s) for c, s in comparison_pairs(profile, None, seeds, sparsity)
+            if c.pruning.method in keys]
+    glob = "AdapMTL, one global threshold"
+    return rows + variant_pairs(profile, sparsity, _seeds(profile, seeds), {glob: CAUSES[glob]})
 
 
 def hard_mask_pairs(profile: str, seeds: Iterable[int] | None = None,

@@ -166,6 +166,41 @@ def delta_vs_sparsity(df: pd.DataFrame, metric: str = "delta_t") -> plt.Figure:
     return fig
 
 
+def delta_by_family(df: pd.DataFrame, metric: str = "delta_t", highlight: str = "adapmtl") -> plt.Figure:
+    """Small multiples: one panel per method family (the catalogue's), the mean-over-tasks Δ against **achieved**
+    sparsity (logit axis), mean ± 95 % interval over seeds, one line per method of the family in its fixed colour;
+    `highlight` (when it ran) is drawn thick in every panel as the common yardstick. Shared y axis."""
+    sub = df[(df["metric"] == metric) & (df["task"] == "mean") & (df["method"] != "dense")].copy()
+    sub["value"] = sub["value"].astype(float)
+    pts = _by_achieved(sub)
+    family = {m: catalogue.method(m).family if m in catalogue.keys() else "other" for m in pts["method"].unique()}
+    groups = list(dict.fromkeys(family[m] for m in pts["method"].unique() if m != highlight))
+    if not groups:
+        groups = [family.get(highlight, "other")]
+    cols = min(3, len(groups))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), sharex=True, sharey=True, squeeze=False)
+    palette = method_palette(pts["method"].unique())
+    for ax, fam in zip(axes.flat, groups):
+        members = [m for m in pts["method"].unique() if family[m] == fam and m != highlight]
+        for m in ([highlight] if highlight in family else []) + members:
+            g = pts[pts["method"] == m].sort_values("achieved")
+            ax.errorbar(g["achieved"], g["value"], yerr=g["ci"], color=palette[m], marker="o", markersize=4,
+                        capsize=2, linewidth=2.8 if m == highlight else 1.5, label=catalogue.label(m),
+                        zorder=3 if m == highlight else 2)
+        ax.axhline(0, color="0.3", lw=0.8, ls=":")
+        ax.set_xscale("logit")
+        ax.set_title(fam, fontsize=11)
+        ax.legend(fontsize=8, loc="lower left")
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("achieved sparsity")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{'Δ_T' if metric == 'delta_t' else 'Δp'} vs dense (%)")
+    return fig
+
+
 def component_allocation(df: pd.DataFrame, sparsity: float | None = None, index: str = "method") -> plt.Figure:
     """Heatmap of achieved sparsity (%) per `index` (method, or sparsity_requested) × component, mean over seeds;
     `sparsity` restricts to one requested level."""
@@ -360,23 +395,47 @@ def mdl_accuracy(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def mdl_costs(df: pd.DataFrame) -> plt.Figure:
-    """Parameters, MACs and measured CPU latency relative to one single-domain backbone (the dotted line at 1)."""
-    cols = ["params ratio", "MACs ratio", "latency ratio"]
-    switched = df[df["switched"]]
-    flat = df[~df.index.isin(switched.index)]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), sharex=True)
-    for i, (ax, col) in enumerate(zip(axes, cols)):
-        sns.lineplot(data=switched, x="budget", y=col, hue="method", style="method", markers=True, dashes=False,
-                     palette=method_palette(switched["method"]),
-                     errorbar=t_interval, ax=ax, legend=i == 2)
-        ax.axhline(1.0, color="0.2", ls=":", lw=1.2, label="one single-domain backbone")
-        for j, (name, g) in enumerate(flat.groupby("method")):
-            ax.axhline(g[col].mean(), color=f"C{7 + j}", ls="--", lw=1, label=name)
-        ax.set_title(f"{col} (× one single-domain backbone)")
-        ax.set_xlabel("budget")
-        ax.set_ylabel("")
-    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+def mdl_pareto(df: pd.DataFrame) -> plt.Figure:
+    """Mean accuracy against each cost (parameters, MACs, measured latency; × one single-domain backbone): one point
+    per method and budget, the 95 % interval over seeds on accuracy, the latency's interquartile range (paired
+    repeats, median over seeds) as its horizontal bar; the grey steps join the points no other point beats on both
+    axes (the Pareto front: up and to the left is better)."""
+    from .evidence import half_width
+
+    g = df.groupby(["method", "budget"])
+    pts = g[["mean accuracy", "params ratio", "MACs ratio", "latency ratio", "latency q1", "latency q3"]].agg(
+        {"mean accuracy": "mean", "params ratio": "mean", "MACs ratio": "mean", "latency ratio": "median",
+         "latency q1": "median", "latency q3": "median"})
+    pts["ci"] = g["mean accuracy"].agg(half_width).fillna(0.0)
+    pts = pts.reset_index()
+    palette = method_palette(pts["method"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
+    for ax, col in zip(axes, ("params ratio", "MACs ratio", "latency ratio")):
+        front = pts.sort_values([col, "mean accuracy"], ascending=[True, False])
+        best, keep = -np.inf, []
+        for _, r in front.iterrows():
+            if r["mean accuracy"] > best:
+                keep.append(r)
+                best = r["mean accuracy"]
+        if len(keep) > 1:
+            fr = pd.DataFrame(keep)
+            ax.step(fr[col], fr["mean accuracy"], where="post", color="0.75", lw=2, zorder=0, label="Pareto front")
+        for _, r in pts.iterrows():
+            xerr = None
+            if col == "latency ratio":
+                xerr = [[max(r[col] - r["latency q1"], 0)], [max(r["latency q3"] - r[col], 0)]]
+            ax.errorbar(r[col], r["mean accuracy"], yerr=r["ci"], xerr=xerr, fmt="o", ms=7, capsize=3,
+                        color=palette[r["method"]], label=r["method"])
+            if pts["budget"].nunique() > 1 or r["budget"] < 1:
+                ax.annotate(f"{r['budget']:g}", (r[col], r["mean accuracy"]), textcoords="offset points",
+                            xytext=(5, 4), fontsize=8, color="0.3")
+        ax.axvline(1.0, color="0.2", ls=":", lw=1.2)
+        ax.set_xlabel(f"{col.split(' ratio')[0]} (× one single-domain backbone)")
+        ax.set_title(col.split(" ratio")[0], fontsize=11)
+    axes[0].set_ylabel("mean test accuracy (%)")
+    handles, labels = axes[-1].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    axes[-1].legend(unique.values(), unique.keys(), loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     return fig
 
 

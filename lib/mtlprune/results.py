@@ -29,6 +29,32 @@ def summary_files(run_ids: Iterable[str] | None = None) -> list[Path]:
     return sorted(p for rid in set(run_ids) for p in (root / rid).glob("seed_*/summary.json"))
 
 
+def run_index() -> pd.DataFrame:
+    """Every completed run of the store, any kind (multi-task, multi-domain, source pretraining): one row per (run,
+    seed) with what computed it (profile, threads, device, commit) and its training time."""
+    rows = []
+    for path in summary_files():
+        s = read_summary(path, ("run_id",))
+        env = s.get("env") or {}
+        rows.append({"run_id": s["run_id"], "kind": s.get("kind") or s["run_id"].rsplit("-", 1)[0],
+                     "seed": int(path.parent.name.split("_", 1)[1]), "profile": s.get("profile"),
+                     "train_seconds": float(s.get("train_seconds") or 0.0),
+                     "threads": s.get("threads", env.get("threads")), "device": s.get("device", "cpu"),
+                     "commit": (s.get("git_commit") or env.get("git_commit") or "")[:10]})
+    return pd.DataFrame(rows, columns=["run_id", "kind", "seed", "profile", "train_seconds", "threads", "device",
+                                       "commit"])
+
+
+def run_totals(index: pd.DataFrame) -> pd.DataFrame:
+    """`run_index` per kind of run: configurations, (run, seed) folders, training minutes; last row `all`."""
+    g = index.groupby("kind")
+    out = pd.DataFrame({"configurations": g["run_id"].nunique(), "runs (with seeds)": g.size(),
+                        "training (min)": g["train_seconds"].sum() / 60})
+    out = out.sort_values("training (min)", ascending=False)
+    out.loc["all"] = [index["run_id"].nunique(), len(index), index["train_seconds"].sum() / 60]
+    return out.astype({"configurations": int, "runs (with seeds)": int}).round({"training (min)": 1})
+
+
 def load_summaries(run_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Tidy long table: one row per (run, seed, split, task, metric) plus Δ rows (task = each task or `mean`)."""
     rows = []

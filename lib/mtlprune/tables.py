@@ -124,6 +124,38 @@ def ablation_table(df: pd.DataFrame, group: str) -> pd.DataFrame:
     return sensitivity_table(df) if group == "sensitivity" else variant_table(df)
 
 
+# the paper's row names -> our registry keys (the paper's "w/o adaptive thresholds" is one threshold for the net)
+PAPER_KEYS = {"snip": "snip", "lth": "lth", "imp": "imp", "disparse (dynamic)": "disparse_dynamic",
+              "adapmtl w/o adaptive thresholds": "adapmtl_global_threshold", "adapmtl": "adapmtl"}
+
+
+def paper_beside_ours(rec: pd.DataFrame) -> pd.DataFrame:
+    """The paper's main table and ours in the same columns, leaderboard style: per method of the paper that we ran
+    (`evidence.records` rows), its rank and Δ_T against the dense reference in the paper, then ours (mean ± 95 %
+    interval; rows whose intervals overlap share a rank, as in every leaderboard here), and the backbone's sparsity in
+    both. Ranks are among the rows shown, by Δ_T against the dense reference (the paper's only convention)."""
+    from . import catalogue
+    from .evidence import comparison_table
+
+    paper = paper_reference().drop(index="dense")
+    paper = paper[paper.index.map(lambda m: PAPER_KEYS.get(m) in set(rec["method"]))]
+    ours_rec = rec[rec["method"].isin([PAPER_KEYS[m] for m in paper.index])]
+    ours_rec = ours_rec.drop_duplicates(["run_id", "seed"])
+    if (ours_rec.groupby("method")["run_id"].nunique() > 1).any():
+        raise ValueError("paper_beside_ours needs one configuration per method (e.g. `plan.paper_pairs`)")
+    board = comparison_table(ours_rec.assign(label=ours_rec["method"]), ours=None, value="delta_t").set_index("label")
+    backbone = ours_rec.groupby("method")["sparsity backbone"].mean() * 100
+    paper_rank = paper["Δ_T mean"].rank(ascending=False, method="min").astype(int)
+    rows = []
+    for name, r in paper.iterrows():
+        key = PAPER_KEYS[name]
+        rows.append({"method": catalogue.label(key), "paper rank": paper_rank[name],
+                     "paper Δ_T": f"{r['Δ_T mean']:+.2f}", "our rank": board.loc[key, "rank"],
+                     "our Δ_T vs dense": board.loc[key, "Δ_T vs dense"],
+                     "paper backbone %": r["sparsity backbone %"], "our backbone %": round(float(backbone[key]), 1)})
+    return pd.DataFrame(rows).sort_values("paper rank").reset_index(drop=True)
+
+
 def paper_reference() -> pd.DataFrame:
     """The AdapMTL paper's main table as its repository's README shows it (NYU-v2, MobileNetV2 backbone + ASPP heads,
     90% overall sparsity, 40-class segmentation; transcribed in adapmtl.md §3.1), in `paper_table`'s column names."""

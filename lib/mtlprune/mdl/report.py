@@ -81,6 +81,7 @@ def results(pairs: list[tuple[MDLConfig, int]]) -> pd.DataFrame:
                      "params ratio": s["params_ratio"], "MACs ratio": s["macs_ratio"],
                      "latency ratio": s["latency_ratio"],
                      "latency IQR": s["latency_ratio_iqr"][1] - s["latency_ratio_iqr"][0],
+                     "latency q1": s["latency_ratio_iqr"][0], "latency q3": s["latency_ratio_iqr"][1],
                      "bytes ratio": s["bytes_ratio"],
                      "union": s.get("union"), "intersection": s.get("intersection"), "jaccard": s.get("jaccard")})
     df = pd.DataFrame(rows)
@@ -99,17 +100,23 @@ def s_scores(df: pd.DataFrame) -> pd.Series:
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean per method and budget, with the 95 % interval half-width over seeds for the headline columns (at most 8
-    columns: accuracy, S-score, costs; the per-domain accuracies are in the figure)."""
+    """One row per method and budget, 8 columns: seeds, mean accuracy and S-score (mean ± 95 % interval over seeds),
+    parameters and MACs (× one single-domain backbone, mean), and latency (median ratio, with the median interquartile
+    range of the paired repeats). The per-domain accuracies are in the figure."""
     from ..evidence import half_width
 
-    cols = ["mean accuracy", "S-score", "params ratio", "MACs ratio", "latency ratio", "latency IQR"]
-    g = df.groupby(["method", "budget"])
-    out = g[cols].mean()
-    out.insert(0, "seeds", g["seed"].nunique())
-    for c in ("mean accuracy", "S-score"):
-        out.insert(out.columns.get_loc(c) + 1, f"{c} ± 95 %", g[c].agg(half_width))
-    return out
+    def pm(v: pd.Series, digits: int) -> str:
+        h = half_width(v)
+        return f"{v.mean():.{digits}f}" + (f" ± {h:.{digits}f}" if pd.notna(h) else "")
+
+    rows = []
+    for (method, budget), g in df.groupby(["method", "budget"]):
+        rows.append({"method": method, "budget": budget, "seeds": g["seed"].nunique(),
+                     "mean accuracy (%)": pm(g["mean accuracy"], 1), "S-score": pm(g["S-score"], 0),
+                     "params ×": round(float(g["params ratio"].mean()), 2),
+                     "MACs ×": round(float(g["MACs ratio"].mean()), 2),
+                     "latency × (IQR)": f"{g['latency ratio'].median():.2f} ({g['latency IQR'].median():.2f})"})
+    return pd.DataFrame(rows)
 
 
 def filter_usage(cfg: MDLConfig, seed: int) -> pd.DataFrame:
@@ -154,6 +161,33 @@ def glue_headline(df: pd.DataFrame, budget: float, method: str) -> None:
                      ("latency IQR", "latency_iqr"), ("union", "union")):
         glue_value(f"mdl_ours_{key}", float(ours[col].mean()))
     glue_value("mdl_ind_params", float(ind["params ratio"].mean()))
+
+
+def glue_sharing(df: pd.DataFrame, budget: float, method: str) -> pd.DataFrame:
+    """What the sharing term buys at `budget`: `method` (with sharing) against BA² (the same switches and budget,
+    no sharing term). Glues the union of the domains' filter sets, the parameters deployed, the MACs and the mean
+    accuracy (± 95 % interval) of both, and the accuracy verdict (`evidence.verdict`: a tie unless the intervals
+    separate); returns the two rows."""
+    from ..evidence import interval, verdict
+    from ..glue import glue_value
+
+    ba2 = catalogue.mdl_method("ba2").label
+    rows, iv = {}, {}
+    for key, name in (("share", method), ("noshare", ba2)):
+        frame = df[(df["method"] == name) & (df["budget"] == budget)]
+        if frame.empty:
+            raise ValueError(f"no runs of {name!r} at budget {budget}: the sharing reading needs both")
+        iv[key] = interval(frame["mean accuracy"])
+        rows[name] = {"seeds": len(frame), "mean accuracy": iv[key]["mean"], "± 95 %": iv[key]["ci"],
+                      "union": float(frame["union"].mean()), "params ratio": float(frame["params ratio"].mean()),
+                      "MACs ratio": float(frame["MACs ratio"].mean())}
+        for col, short in (("union", "union"), ("params ratio", "params"), ("MACs ratio", "macs")):
+            glue_value(f"mdl_{key}_{short}", rows[name][col])
+        glue_value(f"mdl_{key}_acc", iv[key]["mean"])
+        glue_value(f"mdl_{key}_acc_ci", iv[key]["ci"])
+    glue_value("mdl_sharing_verdict", {"better": "higher than", "worse": "lower than",
+                                       "tie": "tied with"}[verdict(iv["share"], iv["noshare"])])
+    return pd.DataFrame(rows).T.rename_axis("method").reset_index()
 
 
 def detail_config(profile: str, budget: float, sharing: str, overrides: dict[str, Any] | None = None) -> MDLConfig:
