@@ -119,7 +119,7 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         one_of(_sharings)), "seeds": SEEDS, "extra_seeds": optional(list_of(int_at_least(0), nonempty=False)),
                        "seed_budget": number_in(0, 1, hi_open=False), "sharing": one_of(_sharings),
                        "budget": number_in(0, 1, hi_open=False), "granularity": one_of(("filter", "slice"))},
-    "08_runs": dict(COMMON),
+    "08_runs": {**COMMON, "seeds": SEEDS, "sparsity": number_in(0, 1)},
 }
 
 # (notebook, parameter, the list it must belong to): values shown in detail must be among those the grid runs

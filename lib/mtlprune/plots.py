@@ -373,19 +373,34 @@ def ablation_figure(table: pd.DataFrame, group: str, sparsity: float) -> plt.Fig
 # Multi-domain learning
 # ---------------------------------------------------------------------------------------------------------------------
 def mdl_accuracy(df: pd.DataFrame) -> plt.Figure:
-    """Per-domain accuracy, mean accuracy and S-score vs budget, one line per switched method (± sd over seeds); the
-    budget-free baselines as horizontal lines."""
+    """Test accuracy per domain and its mean over domains, mean ± 95 % interval over seeds, every method in its
+    catalogue colour. With several budgets: one panel per domain against the budget (the budget-free baselines as
+    dashed lines) plus the S-score; with one budget: grouped bars, one group per domain."""
     acc_cols = [c for c in df.columns if c.startswith("acc ")]
-    panels = acc_cols + ["mean accuracy", "S-score"]
+    palette = method_palette(df["method"])
     switched = df[df["switched"]]
     flat = df[~df.index.isin(switched.index)]
+    if switched["budget"].nunique() <= 1:
+        long = df.melt(id_vars=["method", "seed"], value_vars=acc_cols + ["mean accuracy"], var_name="domain",
+                       value_name="accuracy")
+        long["domain"] = long["domain"].str.removeprefix("acc ").replace({"mean accuracy": "mean"})
+        fig, ax = plt.subplots(figsize=(13, 4))
+        sns.barplot(data=long, x="domain", y="accuracy", hue="method", palette=palette, errorbar=t_interval,
+                    capsize=0.1, ax=ax, err_kws={"linewidth": 1})
+        budget = switched["budget"].iloc[0] if len(switched) else None
+        ax.set_title("test accuracy per domain" + (f" (switched methods at budget {budget:g})" if budget else ""))
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 100)  # accuracy's range: an interval reaching past it is cut at the frame
+        ax.set_xlabel("")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+        return fig
+    panels = acc_cols + ["mean accuracy", "S-score"]
     fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(4.2 * ((len(panels) + 1) // 2), 7), sharex=True)
     for i, (ax, col) in enumerate(zip(axes.flat, panels)):
         sns.lineplot(data=switched, x="budget", y=col, hue="method", style="method", markers=True, dashes=False,
-                     palette=method_palette(switched["method"]),
-                     errorbar=t_interval, ax=ax, legend=i == len(panels) - 1)
-        for j, (name, g) in enumerate(flat.groupby("method")):
-            ax.axhline(g[col].mean(), color=f"C{7 + j}", ls="--", lw=1, label=name)
+                     palette=palette, errorbar=t_interval, ax=ax, legend=i == len(panels) - 1)
+        for name, g in flat.groupby("method"):
+            ax.axhline(g[col].mean(), color=palette[name], ls="--", lw=1, label=name)
         ax.set_title(col.removeprefix("acc ") + (" accuracy (%)" if col.startswith("acc ") else ""))
         ax.set_xlabel("budget (share of switchable weights per domain)")
         ax.set_ylabel("")

@@ -44,9 +44,16 @@ def metric_summary(cfg: RunConfig, seeds: Iterable[int]) -> pd.DataFrame:
     return g.rename(columns={"half_width": "± 95 %", "count": "seeds"})
 
 
-def paper_table(df: pd.DataFrame, sparsity: float) -> pd.DataFrame:
+# The paper's headline columns (a page shows these 8; the full 21 are in the appendix): each task's primary metric and
+# its Δ_T, the backbone's sparsity and the overall Δ_T
+PAPER_COLUMNS = ("seg/miou", "Δ_T seg", "normal/angle_mean", "Δ_T normal", "depth/abs_err", "Δ_T depth",
+                 "sparsity backbone %", "Δ_T mean")
+
+
+def paper_table(df: pd.DataFrame, sparsity: float, columns: Iterable[str] | None = PAPER_COLUMNS) -> pd.DataFrame:
     """The AdapMTL paper's table shape at one sparsity: per-task metrics, per-task Δ_T, component sparsities (%),
-    overall Δ_T and Δp; mean over seeds, one row per method (dense first)."""
+    overall Δ_T and Δp; mean over seeds, one row per method (dense first). `columns`: the paper's headline ones
+    (default), or None for all."""
     at = df[(df["sparsity_requested"] == sparsity) | (df["method"] == "dense")]
     cols = [(t, m) for t, ms in METRICS.items() for m, _ in ms]
     test = at[at["split"] == "test"]
@@ -65,7 +72,8 @@ def paper_table(df: pd.DataFrame, sparsity: float) -> pd.DataFrame:
         rows.append(row)
     out = pd.DataFrame(rows).set_index("method")
     order = ["dense"] + sorted(i for i in out.index if i != "dense")
-    return out.reindex([i for i in order if i in out.index])
+    out = out.reindex([i for i in order if i in out.index])
+    return out if columns is None else out[[c for c in columns if c in out.columns]]
 
 
 def size_table(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
@@ -86,7 +94,7 @@ def size_table(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
 
 def sparsity_levels_table(df: pd.DataFrame, sparsities: Iterable[float]) -> pd.DataFrame:
     """`paper_table` rows of the pruned runs, stacked over requested sparsities (index: sparsity, method)."""
-    return pd.concat({f"{s:.0%}": paper_table(df, s).drop(index="dense", errors="ignore") for s in sparsities},
+    return pd.concat({f"{s:.0%}": paper_table(df, s, None).drop(index="dense", errors="ignore") for s in sparsities},
                      names=["requested"])
 
 
@@ -137,7 +145,7 @@ def paper_beside_ours(rec: pd.DataFrame) -> pd.DataFrame:
     from . import catalogue
     from .evidence import comparison_table
 
-    paper = paper_reference().drop(index="dense")
+    paper = paper_reference(None).drop(index="dense")
     paper = paper[paper.index.map(lambda m: PAPER_KEYS.get(m) in set(rec["method"]))]
     ours_rec = rec[rec["method"].isin([PAPER_KEYS[m] for m in paper.index])]
     ours_rec = ours_rec.drop_duplicates(["run_id", "seed"])
@@ -156,10 +164,12 @@ def paper_beside_ours(rec: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("paper rank").reset_index(drop=True)
 
 
-def paper_reference() -> pd.DataFrame:
+def paper_reference(columns: Iterable[str] | None = PAPER_COLUMNS) -> pd.DataFrame:
     """The AdapMTL paper's main table as its repository's README shows it (NYU-v2, MobileNetV2 backbone + ASPP heads,
-    90% overall sparsity, 40-class segmentation; transcribed in adapmtl.md §3.1), in `paper_table`'s column names."""
+    90% overall sparsity, 40-class segmentation; transcribed in adapmtl.md §3.1), in `paper_table`'s column names
+    (`columns`: the headline ones, or None for all 21)."""
     from importlib import resources
 
     with resources.files("mtlprune").joinpath("reference/adapmtl_table2.csv").open() as fh:
-        return pd.read_csv(fh).set_index("method")
+        out = pd.read_csv(fh).set_index("method")
+    return out if columns is None else out[list(columns)]
