@@ -127,23 +127,28 @@ def claim_multidomain(mdl: pd.DataFrame, budget: float = 0.5) -> dict[str, Any]:
             "verdict": verdict_,
             "evidence": f"mean test accuracy at budget {budget:g}: " + "; ".join(parts)
                         + f". Cost: {params:.2f}× the parameters and {macs:.2f}× the MACs of one backbone",
-            "_glue": {"acc": oi["mean"], "params": params, "macs": macs}}
+            "_glue": {"acc": oi["mean"], "params": params, "macs": macs}, "setting": "multi-domain"}
 
 
-def table(claims: list[dict[str, Any]], rests_on: str) -> pd.DataFrame:
+def table(claims: list[dict[str, Any]], rests_on: dict[str, str]) -> pd.DataFrame:
+    """One row per claim; `rests on` is the setting of the claim's own study (multi-task or multi-domain)."""
     return pd.DataFrame([{"claim": c["claim"], "verdict": c["verdict"], "evidence": c["evidence"],
-                          "rests on": rests_on} for c in claims])
+                          "rests on": rests_on[c.get("setting", "multi-task")]} for c in claims])
 
 
-def rests_on(profile: str, seeds=None) -> str:
-    """The profile, seeds and budgets a verdict rests on, in words."""
+def rests_on(profile: str, seeds=None, mdl_budget: float = 0.5) -> dict[str, str]:
+    """The profile, seeds and schedules each setting's verdicts rest on, in words."""
     from .grids import check_seeds, default_seeds
+    from .mdl.profiles import make_mdl_config
     from .profiles import make_config
 
     seeds = check_seeds(list(seeds)) if seeds is not None else default_seeds(profile, "main")
     cfg = make_config(profile, "adapmtl", 0.9)
-    return (f"{profile}: seeds {', '.join(map(str, seeds))}; dense {cfg.dense.train.iterations} it., "
-            f"sparse phase {cfg.train.iterations} it.")
+    mdl = make_mdl_config(profile, "budget_aware", mdl_budget)
+    head = f"{profile}: seeds {', '.join(map(str, seeds))}"
+    return {"multi-task": f"{head}; dense {cfg.dense.train.iterations} it., sparse phase {cfg.train.iterations} it.",
+            "multi-domain": f"{head}; source {mdl.source.iterations} it., joint training {mdl.train.iterations} it., "
+                            f"budget {mdl_budget:g}"}
 
 
 def styled(tbl: pd.DataFrame):
