@@ -58,3 +58,19 @@ def glue_board(board: pd.DataFrame, prefix: str) -> None:
     top = ranked.iloc[0] if len(ranked) else None
     glue_value(f"{prefix}_top", top[by] if top is not None else "–")
     glue_value(f"{prefix}_top_value", top["Δ_T vs control"] if top is not None else "–")
+
+
+VERDICT_WORDS = {"better": "ahead of", "worse": "behind", "tie": "tied with", "–": "–"}
+
+
+def glue_rows(board: pd.DataFrame, prefix: str, rows: dict[str, str]) -> None:
+    """Glue named rows of a leaderboard that has an `ours` column: `<prefix>_<name>` (Δ_T vs control ± interval) and
+    `<prefix>_<name>_is` (where `ours` stands against the row: ahead of / behind / tied with). `rows`: name -> the
+    row's label. A row missing from the board is an error naming it."""
+    by, ours = board.attrs["by"], board.attrs["ours"]
+    for name, label in rows.items():
+        row = board[board[by] == label]
+        if row.empty:
+            raise ValueError(f"no row {label!r} in the leaderboard (rows: {list(board[by])})")
+        glue_value(f"{prefix}_{name}", row["Δ_T vs control"].iloc[0])
+        glue_value(f"{prefix}_{name}_is", VERDICT_WORDS[row[f"{ours} is"].iloc[0]])

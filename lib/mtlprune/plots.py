@@ -211,6 +211,8 @@ def component_allocation(df: pd.DataFrame, sparsity: float | None = None, index:
     wide = sub.pivot_table(index=index, columns="task", values="value", aggfunc="mean") * 100
     wide["overall"] = df.groupby(index)["sparsity"].mean() * 100
     wide = wide[[c for c in ["backbone", "seg", "depth", "normal", "overall"] if c in wide.columns]]
+    if index == "method":  # the catalogue's labels, as in the leaderboards
+        wide.index = [catalogue.label(str(i)) for i in wide.index]
     wide.index = [textwrap.fill(str(i), 34) for i in wide.index]  # long variant names wrap instead of squeezing
     lines = sum(str(i).count("\n") + 1 for i in wide.index)
     fig, ax = plt.subplots(figsize=(8.0, max(3.2, 0.3 * lines + 0.25 * len(wide) + 1.8)))
@@ -301,6 +303,7 @@ def layer_heatmap(layers: pd.DataFrame, sparsity: float) -> plt.Figure:
     separated by white lines): many methods stay readable where overlaid lines would not."""
     sub = layers[(layers["method"] != "dense") & (layers["sparsity_requested"] == sparsity)]
     wide = sub.pivot_table(index="method", columns="order", values="sparsity", aggfunc="mean")
+    wide.index = [catalogue.label(str(i)) for i in wide.index]
     comp = sub.drop_duplicates("order").set_index("order")["component"].reindex(wide.columns)
     fig, ax = plt.subplots(figsize=(13, 0.38 * len(wide) + 1.4))
     sns.heatmap(wide * 100, cmap="mako_r", vmin=0, vmax=100, cbar_kws={"label": "zeros (%)"}, ax=ax,
@@ -336,7 +339,7 @@ def scalars_over_training(history: pd.DataFrame, prefix: str, ylabel: str, title
         ax.set_ylabel(ylabel)
     if levels:
         axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
-    fig.suptitle(title, y=1.03)
+    fig.suptitle(title, y=1.1)  # above the panels' own titles
     return fig
 
 
@@ -424,7 +427,7 @@ def mdl_pareto(df: pd.DataFrame) -> plt.Figure:
     pts["ci"] = g["mean accuracy"].agg(half_width).fillna(0.0)
     pts = pts.reset_index()
     palette = method_palette(pts["method"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), sharey=True)
     for ax, col in zip(axes, ("params ratio", "MACs ratio", "latency ratio")):
         front = pts.sort_values([col, "mean accuracy"], ascending=[True, False])
         best, keep = -np.inf, []
@@ -450,26 +453,27 @@ def mdl_pareto(df: pd.DataFrame) -> plt.Figure:
     axes[0].set_ylabel("mean test accuracy (%)")
     handles, labels = axes[-1].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
-    axes[-1].legend(unique.values(), unique.keys(), loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    fig.legend(unique.values(), unique.keys(), loc="lower center", bbox_to_anchor=(0.5, -0.1), ncol=len(unique),
+               fontsize=10, frameon=False)
     return fig
 
 
 def filter_usage_heatmaps(usage: pd.DataFrame, title: str) -> plt.Figure:
     """Domains × filters per switched block: which domain uses which filter (dark = used)."""
     blocks = list(dict.fromkeys(usage["block"]))
-    fig, axes = plt.subplots(1, len(blocks), figsize=(4.5 * len(blocks), 2.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(blocks), figsize=(4.5 * len(blocks), 3.0), squeeze=False)
     for ax, b in zip(axes[0], blocks):
         wide = usage[usage["block"] == b].pivot_table(index="domain", columns="filter", values="used")
         sns.heatmap(wide, cmap="mako_r", vmin=0, vmax=1, cbar=False, ax=ax, xticklabels=False)
         ax.set_title(f"{b}: {int((wide.max() > 0).sum())}/{wide.shape[1]} filters kept", fontsize=9)
         ax.set_xlabel("filter")
         ax.set_ylabel("")
-    fig.suptitle(title, y=1.04)
+    fig.suptitle(title, y=1.1)  # above the panels' own titles
     return fig
 
 
 def domain_overlap(matrix: pd.DataFrame, title: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
     sns.heatmap(matrix.astype(float), annot=True, fmt=".2f", cmap="mako_r", vmin=0, vmax=1, ax=ax,
                 cbar_kws={"label": "Jaccard overlap of filter sets"})
     ax.set_title(title)

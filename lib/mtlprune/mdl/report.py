@@ -172,22 +172,25 @@ def glue_sharing(df: pd.DataFrame, budget: float, method: str) -> pd.DataFrame:
     from ..glue import glue_value
 
     ba2 = catalogue.mdl_method("ba2").label
-    rows, iv = {}, {}
+    rows, iv = [], {}
     for key, name in (("share", method), ("noshare", ba2)):
         frame = df[(df["method"] == name) & (df["budget"] == budget)]
         if frame.empty:
             raise ValueError(f"no runs of {name!r} at budget {budget}: the sharing reading needs both")
         iv[key] = interval(frame["mean accuracy"])
-        rows[name] = {"seeds": len(frame), "mean accuracy": iv[key]["mean"], "± 95 %": iv[key]["ci"],
-                      "union": float(frame["union"].mean()), "params ratio": float(frame["params ratio"].mean()),
-                      "MACs ratio": float(frame["MACs ratio"].mean())}
+        row = {"method": name, "seeds": len(frame),
+               "mean accuracy (%)": f"{iv[key]['mean']:.1f} ± {iv[key]['ci']:.1f}",
+               "union": round(float(frame["union"].mean()), 2),
+               "params ×": round(float(frame["params ratio"].mean()), 2),
+               "MACs ×": round(float(frame["MACs ratio"].mean()), 2)}
+        rows.append(row)
         for col, short in (("union", "union"), ("params ratio", "params"), ("MACs ratio", "macs")):
-            glue_value(f"mdl_{key}_{short}", rows[name][col])
+            glue_value(f"mdl_{key}_{short}", float(frame[col].mean()))
         glue_value(f"mdl_{key}_acc", iv[key]["mean"])
         glue_value(f"mdl_{key}_acc_ci", iv[key]["ci"])
     glue_value("mdl_sharing_verdict", {"better": "higher than", "worse": "lower than",
                                        "tie": "tied with"}[verdict(iv["share"], iv["noshare"])])
-    return pd.DataFrame(rows).T.rename_axis("method").reset_index()
+    return pd.DataFrame(rows)
 
 
 def detail_config(profile: str, budget: float, sharing: str, overrides: dict[str, Any] | None = None) -> MDLConfig:
