@@ -465,6 +465,7 @@ def filter_usage_heatmaps(usage: pd.DataFrame, title: str) -> plt.Figure:
     for ax, b in zip(axes[0], blocks):
         wide = usage[usage["block"] == b].pivot_table(index="domain", columns="filter", values="used")
         sns.heatmap(wide, cmap="mako_r", vmin=0, vmax=1, cbar=False, ax=ax, xticklabels=False)
+        ax.tick_params(axis="y", rotation=0)
         ax.set_title(f"{b}: {int((wide.max() > 0).sum())}/{wide.shape[1]} filters kept", fontsize=9)
         ax.set_xlabel("filter")
         ax.set_ylabel("")

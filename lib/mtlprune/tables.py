@@ -7,6 +7,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from . import catalogue
 from .config import RunConfig
 from .metrics import METRICS
 from .models import build_model
@@ -48,6 +49,15 @@ def metric_summary(cfg: RunConfig, seeds: Iterable[int]) -> pd.DataFrame:
 # its Δ_T, the backbone's sparsity and the overall Δ_T
 PAPER_COLUMNS = ("seg/miou", "Δ_T seg", "normal/angle_mean", "Δ_T normal", "depth/abs_err", "Δ_T depth",
                  "sparsity backbone %", "Δ_T mean")
+SHORT_NAMES = {"seg/miou": "mIoU %", "normal/angle_mean": "angle °", "depth/abs_err": "abs err",
+               "sparsity backbone %": "backbone zeros %"}  # headers narrow enough for 8 columns at page width
+
+
+def _headline(table: pd.DataFrame, columns: Iterable[str] | None) -> pd.DataFrame:
+    """`table` restricted to `columns` with short headers (None: every column, names unchanged)."""
+    if columns is None:
+        return table
+    return table[[c for c in columns if c in table.columns]].rename(columns=SHORT_NAMES)
 
 
 def paper_table(df: pd.DataFrame, sparsity: float, columns: Iterable[str] | None = PAPER_COLUMNS) -> pd.DataFrame:
@@ -73,7 +83,10 @@ def paper_table(df: pd.DataFrame, sparsity: float, columns: Iterable[str] | None
     out = pd.DataFrame(rows).set_index("method")
     order = ["dense"] + sorted(i for i in out.index if i != "dense")
     out = out.reindex([i for i in order if i in out.index])
-    return out if columns is None else out[[c for c in columns if c in out.columns]]
+    if columns is not None:
+        out.index = [catalogue.label(i) for i in out.index]
+        out.index.name = "method"
+    return _headline(out, columns)
 
 
 def size_table(pairs: list[tuple[RunConfig, int]]) -> pd.DataFrame:
@@ -137,12 +150,18 @@ PAPER_KEYS = {"snip": "snip", "lth": "lth", "imp": "imp", "disparse (dynamic)": 
               "adapmtl w/o adaptive thresholds": "adapmtl_global_threshold", "adapmtl": "adapmtl"}
 
 
+def _paper_label(name: str) -> str:
+    """A paper row's name as the page shows it: our label for a method we ran, the paper's own for its ablation."""
+    if "w/o" in name:
+        return "AdapMTL w/o adaptive thresholds"
+    return catalogue.label(PAPER_KEYS.get(name, name))
+
+
 def paper_beside_ours(rec: pd.DataFrame) -> pd.DataFrame:
     """The paper's main table and ours in the same columns, leaderboard style: per method of the paper that we ran
     (`evidence.records` rows), its rank and Δ_T against the dense reference in the paper, then ours (mean ± 95 %
     interval; rows whose intervals overlap share a rank, as in every leaderboard here), and the backbone's sparsity in
     both. Ranks are among the rows shown, by Δ_T against the dense reference (the paper's only convention)."""
-    from . import catalogue
     from .evidence import comparison_table
 
     paper = paper_reference(None).drop(index="dense")
@@ -172,4 +191,6 @@ def paper_reference(columns: Iterable[str] | None = PAPER_COLUMNS) -> pd.DataFra
 
     with resources.files("mtlprune").joinpath("reference/adapmtl_table2.csv").open() as fh:
         out = pd.read_csv(fh).set_index("method")
-    return out if columns is None else out[list(columns)]
+    if columns is not None:
+        out.index = pd.Index([_paper_label(i) for i in out.index], name="method")
+    return _headline(out, columns)
