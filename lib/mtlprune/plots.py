@@ -12,12 +12,13 @@ import torch
 from matplotlib.colors import ListedColormap
 
 from . import catalogue
+from .metrics import METRICS
+from .tasks import TASKS
 from .data.rooms import NYU13_CLASSES
 
-TASK_TITLES = {"seg": "Semantic segmentation", "depth": "Depth", "normal": "Surface normals"}
-# One colour per component (and per task, for a head's task), the same in every figure.
-COMPONENT_COLOURS = {"backbone": "#4d4d4d", "overall": "#000000", "seg": "#e69f00", "depth": "#0072b2",
-                     "normal": "#009e73"}
+TASK_TITLES = {t: TASKS.get(t).title for t in TASKS.names()}
+# One colour per component (a head's is its task's, from the task spec), the same in every figure.
+COMPONENT_COLOURS = {"backbone": "#4d4d4d", "overall": "#000000", **{t: TASKS.get(t).colour for t in TASKS.names()}}
 
 
 def set_style() -> None:
@@ -146,8 +147,8 @@ def delta_vs_sparsity(df: pd.DataFrame, metric: str = "delta_t") -> plt.Figure:
     line per method, mean ± 95 % interval over seeds; AdapMTL drawn thick."""
     sub = df[(df["metric"] == metric) & (df["method"] != "dense")].copy()
     sub["value"] = sub["value"].astype(float)
-    panels = ["seg", "normal", "depth", "mean"]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8), sharex=True)
+    panels = [t for t in METRICS if t in set(sub["task"])] + ["mean"]  # the tasks of the runs, in table order
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), sharex=True)
     palette, width = _method_style(list(dict.fromkeys(sub["method"])))
     for ax, task in zip(axes, panels):
         pts = _by_achieved(sub[sub["task"] == task])
@@ -210,7 +211,7 @@ def component_allocation(df: pd.DataFrame, sparsity: float | None = None, index:
     sub = df[df["metric"] == "sparsity"]
     wide = sub.pivot_table(index=index, columns="task", values="value", aggfunc="mean") * 100
     wide["overall"] = df.groupby(index)["sparsity"].mean() * 100
-    wide = wide[[c for c in ["backbone", "seg", "depth", "normal", "overall"] if c in wide.columns]]
+    wide = wide[[c for c in ["backbone", *METRICS, "overall"] if c in wide.columns]]  # heads in table order
     if index == "method":  # the catalogue's labels, as in the leaderboards
         wide.index = [catalogue.label(str(i)) for i in wide.index]
     wide.index = [textwrap.fill(str(i), 34) for i in wide.index]  # long variant names wrap instead of squeezing
@@ -478,6 +479,19 @@ def domain_overlap(matrix: pd.DataFrame, title: str) -> plt.Figure:
     sns.heatmap(matrix.astype(float), annot=True, fmt=".2f", cmap="mako_r", vmin=0, vmax=1, ax=ax,
                 cbar_kws={"label": "Jaccard overlap of filter sets"})
     ax.set_title(title)
+    return fig
+
+
+def training_time(totals: pd.DataFrame) -> plt.Figure:
+    """Where the study's compute went: training minutes per kind of run (`results.run_totals`, its `all` row left
+    out), longest first, with the number of runs on each bar."""
+    t = totals.drop(index="all", errors="ignore").sort_values("training (min)")
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(t) + 1.2))
+    ax.barh(t.index, t["training (min)"], color="#4d4d4d")
+    for y, (minutes, runs) in enumerate(zip(t["training (min)"], t["runs (with seeds)"])):
+        ax.text(minutes, y, f" {runs} runs", va="center", fontsize=8)
+    ax.set_xlabel("training time, summed over runs (min)")
+    ax.set_title("where the compute went")
     return fig
 
 
