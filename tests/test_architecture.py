@@ -92,3 +92,13 @@ def test_the_fused_heads_compute_what_each_head_computes():
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
     for a, b in zip(fused_grads, [p.grad for h in heads for p in h.parameters()]):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_the_model_training_and_evidence_name_no_task():
+    """Tasks plug in through their specs (`tasks`): the model, the loop, the losses' dispatch and the evidence read
+    the registered specs, never a task's name."""
+    names = ("seg", "depth", "normal")
+    for module in ("train.py", "models/multitask.py", "evidence.py", "findings.py", "runner.py"):
+        source = (LIB / "mtlprune" / module).read_text()
+        named = {n for n in names if f'"{n}"' in source or f"'{n}'" in source}
+        assert not named, f"{module} names tasks {sorted(named)}: read them from their task specs"

@@ -17,7 +17,7 @@ from typing import Any
 
 from .data.nyuv2 import RoomsSpec
 
-TASKS = ("seg", "depth", "normal")
+TASKS = ("seg", "depth", "normal")  # NYU-v2's tasks, the default task set (their specs: `tasks`)
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,11 @@ from . import catalogue, store
 from .config import PruningConfig, RunConfig, to_dict
 from .metrics import METRICS, TaskMeters, delta_p, delta_t
 from .runner import SUMMARY_KEYS
+from .tasks import primary, task_spec
 
 LEVEL = 0.95
 PLATEAU_TOLERANCE = 1.0  # % change over the last quarter of training
-PRIMARY = {"seg": "miou", "depth": "abs_err", "normal": "angle_mean"}  # a task's headline metric (signs: METRICS)
+PRIMARY = primary()  # every task's headline metric (its spec's; signs: METRICS)
 
 
 def half_width(values: Iterable[float], level: float = LEVEL) -> float:
@@ -95,8 +96,8 @@ _CHANCE: dict[str, dict[str, dict[str, float]]] = {}
 
 
 def chance_metrics(cfg: RunConfig) -> dict[str, dict[str, float]]:
-    """Test metrics of constant predictors fitted on the training split: the majority class, the mean valid depth,
-    the mean normal direction. A run no better than these on a task has collapsed. Computed once per dataset (every
+    """Test metrics of constant predictors fitted on the training split (each task spec's: the majority class, the
+    mean valid depth, the mean normal direction). A run no better than these on a task has collapsed. Computed once per dataset (every
     config of a study shares it)."""
     from .data.loading import load_data
 
@@ -104,19 +105,12 @@ def chance_metrics(cfg: RunConfig) -> dict[str, dict[str, float]]:
     if key in _CHANCE:
         return _CHANCE[key]
     train, test = load_data(cfg, "train", False), load_data(cfg, "test", False)
-    labels = train["label"][train["label"] >= 0]
-    majority = int(torch.bincount(labels.reshape(-1)).argmax())
-    classes = int(train["label"].max()) + 1
-    depth = float(train["depth"][train["depth"] > 0].mean())
-    normal = train["normal"].mean(dim=(0, 2, 3)).reshape(1, 3, 1, 1)
+    constants = {t: task_spec(t).constant(train) for t in cfg.tasks}  # each task's constant predictor
     meters = TaskMeters(cfg.tasks)
     for i in range(0, test["image"].shape[0], 64):
         batch = {k: v[i:i + 64] for k, v in test.items()}
         b, _, h, w = batch["image"].shape
-        seg = torch.zeros(b, classes, h, w)
-        seg[:, majority] = 1.0
-        preds = {"seg": seg, "depth": torch.full((b, 1, h, w), depth), "normal": normal.expand(b, 3, h, w)}
-        meters.update({t: preds[t] for t in cfg.tasks}, batch)
+        meters.update({t: predict(b, h, w) for t, predict in constants.items()}, batch)
     _CHANCE[key] = meters.compute()
     return _CHANCE[key]
 

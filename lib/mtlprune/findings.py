@@ -20,9 +20,9 @@ import pandas as pd
 from . import catalogue
 from .evidence import interval, records, verdict
 from .plan import CAUSES
+from .tasks import TASKS
 
 PAPER_BASELINES = ("snip", "lth", "imp", "disparse_dynamic")
-COMPONENT_HEADS = ("seg", "depth", "normal")
 VALUE = "delta_t_control"
 
 
@@ -76,7 +76,7 @@ def claim_baselines(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
 
 def claim_backbone(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
     g = rec[rec["method"] == ours]
-    heads = [f"sparsity {h}" for h in COMPONENT_HEADS if f"sparsity {h}" in g]
+    heads = [c for c in g.columns if c.startswith("sparsity ") and c.removeprefix("sparsity ") in TASKS]  # the heads
     backbone = interval(100 * g["sparsity backbone"])
     head = interval(100 * g[heads].mean(axis=1))
     call = verdict(head, backbone)  # "better" = heads sparser than the backbone, as the claim says

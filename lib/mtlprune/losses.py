@@ -30,8 +30,8 @@ def normal_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Ten
     return ((1 - cos) * valid).sum() / valid.sum().clamp_min(1.0)
 
 
-LOSSES = {"seg": seg_loss, "depth": depth_loss, "normal": normal_loss}
-
-
 def task_losses(preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {task: LOSSES[task](pred, batch) for task, pred in preds.items()}
+    """Each task's loss, as its spec (`tasks`) names it."""
+    from .tasks import task_spec  # the specs name the losses above
+
+    return {task: task_spec(task).loss(pred, batch) for task, pred in preds.items()}

@@ -24,7 +24,8 @@ from .models.multitask import unit_vectors
 
 NUM_CLASSES = 13
 
-# (metric, +1 if higher is better else -1), in the order of the AdapMTL table; these enter Δ_T and Δp.
+# (metric, +1 if higher is better else -1), in the order of the AdapMTL table; these enter Δ_T and Δp. One entry per
+# registered task (`tasks`): NYU-v2's three, in this order.
 METRICS: dict[str, list[tuple[str, int]]] = {
     "seg": [("miou", 1), ("pixacc", 1)],
     "normal": [("angle_mean", -1), ("angle_median", -1), ("within_11_25", 1), ("within_22_5", 1), ("within_30", 1)],
@@ -33,81 +34,123 @@ METRICS: dict[str, list[tuple[str, int]]] = {
 _ANGLE_BINS = 18000  # 0.01 degree bins for the streamed median
 
 
-class TaskMeters:
-    """Accumulates sufficient statistics over batches; `compute()` returns {task: {metric: value}}."""
+class Meter:
+    """One task's sufficient statistics over a split: `update(pred, batch)` per batch, `compute()` at the end."""
 
-    def __init__(self, tasks: tuple[str, ...] | list[str], num_classes: int = NUM_CLASSES) -> None:
-        self.tasks = list(tasks)
+    def update(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class SegMeter(Meter):
+    """One global confusion matrix over the valid pixels (label >= 0): mIoU, pixel accuracy, and the TP-only mIoU."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
         self.num_classes = num_classes
         self.conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
-        self.depth = torch.zeros(6, dtype=torch.float64)  # n, abs, rel, d1, d2, d3
-        self.angle_hist = torch.zeros(_ANGLE_BINS, dtype=torch.long)
-        self.angle = torch.zeros(5, dtype=torch.float64)  # n, sum, <11.25, <22.5, <30
+
+    def update(self, pred, batch):
+        gt = batch["label"].reshape(-1).cpu()
+        pr = pred.max(1).indices.reshape(-1).cpu()  # = argmax(1) (first maximum), 8x faster on CPU
+        keep = gt >= 0
+        idx = gt[keep] * self.num_classes + pr[keep]
+        self.conf += torch.bincount(idx, minlength=self.num_classes ** 2).reshape(self.num_classes, -1)
+
+    def compute(self):
+        conf = self.conf.double()
+        tp = conf.diag()
+        union = conf.sum(0) + conf.sum(1) - tp
+        defined = union > 0
+        iou = tp[defined] / union[defined]
+        total = conf.sum()
+        return {
+            "miou": 100 * float(iou.mean()) if defined.any() else math.nan,
+            "pixacc": 100 * float(tp.sum() / total) if total > 0 else math.nan,
+            "miou_tp": 100 * float((tp[tp > 0] / union[tp > 0]).mean()) if (tp > 0).any() else 0.0,
+        }
+
+
+class DepthMeter(Meter):
+    """Pooled over the pixels with ground truth > 0: abs and rel error, δ < 1.25, 1.25², 1.25³."""
+
+    def __init__(self) -> None:
+        self.sums = torch.zeros(6, dtype=torch.float64)  # n, abs, rel, d1, d2, d3
+
+    def update(self, pred, batch):
+        gt = batch["depth"].float().cpu()
+        pr = pred.float().cpu()
+        valid = gt > 0
+        g, p = gt[valid].double(), pr[valid].double()
+        ratio = torch.maximum(p.clamp_min(1e-3) / g, g / p.clamp_min(1e-3))
+        self.sums += torch.stack([
+            torch.tensor(float(g.numel()), dtype=torch.float64), (p - g).abs().sum(), ((p - g).abs() / g).sum(),
+            (ratio < 1.25).sum().double(), (ratio < 1.25 ** 2).sum().double(), (ratio < 1.25 ** 3).sum().double(),
+        ])
+
+    def compute(self):
+        n, a, r, d1, d2, d3 = self.sums.tolist()
+        if not n:
+            return {k: math.nan for k, _ in METRICS["depth"]}
+        return {"abs_err": a / n, "rel_err": r / n, "delta1": 100 * d1 / n, "delta2": 100 * d2 / n,
+                "delta3": 100 * d3 / n}
+
+
+class NormalMeter(Meter):
+    """Angles between unit prediction and ground truth on valid pixels (non-zero normal), pooled: mean, median (from a
+    0.01° histogram), and the shares within 11.25°, 22.5°, 30°."""
+
+    def __init__(self) -> None:
+        self.hist = torch.zeros(_ANGLE_BINS, dtype=torch.long)
+        self.sums = torch.zeros(5, dtype=torch.float64)  # n, sum, <11.25, <22.5, <30
+
+    def update(self, pred, batch):
+        gt = batch["normal"].float().cpu()
+        pr = pred.float().cpu()
+        valid = gt.abs().sum(1) > 0
+        gtn = unit_vectors(gt)  # = F.normalize(dim=1), without its slow CPU kernel
+        prn = unit_vectors(pr)
+        cos = (gtn * prn).sum(1)[valid].clamp(-1, 1).double()
+        ang = torch.rad2deg(torch.acos(cos))
+        bins = (ang / 180.0 * _ANGLE_BINS).long().clamp(0, _ANGLE_BINS - 1)
+        self.hist += torch.bincount(bins, minlength=_ANGLE_BINS)
+        self.sums += torch.stack([
+            torch.tensor(float(ang.numel()), dtype=torch.float64), ang.sum(), (ang < 11.25).sum().double(),
+            (ang < 22.5).sum().double(), (ang < 30).sum().double(),
+        ])
+
+    def compute(self):
+        n, s, w1, w2, w3 = self.sums.tolist()
+        if not n:
+            return {k: math.nan for k, _ in METRICS["normal"]}
+        cdf = torch.cumsum(self.hist, 0)
+        # the median is the value of rank (n+1)//2 (1-based; torch.median's lower median for even n)
+        rank = (int(n) + 1) // 2
+        median_bin = int(torch.searchsorted(cdf, torch.tensor(rank, dtype=cdf.dtype)))
+        median = (median_bin + 0.5) * 180.0 / _ANGLE_BINS
+        return {"angle_mean": s / n, "angle_median": median, "within_11_25": 100 * w1 / n,
+                "within_22_5": 100 * w2 / n, "within_30": 100 * w3 / n}
+
+
+class TaskMeters:
+    """Every task's meter (its spec's, `tasks`); `update(preds, batch)` feeds each task present in `preds`,
+    `compute()` returns {task: {metric: value}}."""
+
+    def __init__(self, tasks: tuple[str, ...] | list[str]) -> None:
+        from .tasks import task_spec
+
+        self.tasks = list(tasks)
+        self.meters = {t: task_spec(t).meter() for t in self.tasks}
 
     @torch.no_grad()
     def update(self, preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> None:
-        if "seg" in preds:
-            gt = batch["label"].reshape(-1).cpu()
-            pr = preds["seg"].max(1).indices.reshape(-1).cpu()  # = argmax(1) (first maximum), 8x faster on CPU
-            keep = gt >= 0
-            idx = gt[keep] * self.num_classes + pr[keep]
-            self.conf += torch.bincount(idx, minlength=self.num_classes ** 2).reshape(self.num_classes, -1)
-        if "depth" in preds:
-            gt = batch["depth"].float().cpu()
-            pr = preds["depth"].float().cpu()
-            valid = gt > 0
-            g, p = gt[valid].double(), pr[valid].double()
-            ratio = torch.maximum(p.clamp_min(1e-3) / g, g / p.clamp_min(1e-3))
-            self.depth += torch.stack([
-                torch.tensor(float(g.numel()), dtype=torch.float64), (p - g).abs().sum(), ((p - g).abs() / g).sum(),
-                (ratio < 1.25).sum().double(), (ratio < 1.25 ** 2).sum().double(), (ratio < 1.25 ** 3).sum().double(),
-            ])
-        if "normal" in preds:
-            gt = batch["normal"].float().cpu()
-            pr = preds["normal"].float().cpu()
-            valid = gt.abs().sum(1) > 0
-            gtn = unit_vectors(gt)  # = F.normalize(dim=1), without its slow CPU kernel
-            prn = unit_vectors(pr)
-            cos = (gtn * prn).sum(1)[valid].clamp(-1, 1).double()
-            ang = torch.rad2deg(torch.acos(cos))
-            bins = (ang / 180.0 * _ANGLE_BINS).long().clamp(0, _ANGLE_BINS - 1)
-            self.angle_hist += torch.bincount(bins, minlength=_ANGLE_BINS)
-            self.angle += torch.stack([
-                torch.tensor(float(ang.numel()), dtype=torch.float64), ang.sum(), (ang < 11.25).sum().double(),
-                (ang < 22.5).sum().double(), (ang < 30).sum().double(),
-            ])
+        for task, meter in self.meters.items():
+            if task in preds:
+                meter.update(preds[task], batch)
 
     def compute(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        if "seg" in self.tasks:
-            conf = self.conf.double()
-            tp = conf.diag()
-            union = conf.sum(0) + conf.sum(1) - tp
-            defined = union > 0
-            iou = tp[defined] / union[defined]
-            total = conf.sum()
-            out["seg"] = {
-                "miou": 100 * float(iou.mean()) if defined.any() else math.nan,
-                "pixacc": 100 * float(tp.sum() / total) if total > 0 else math.nan,
-                "miou_tp": 100 * float((tp[tp > 0] / union[tp > 0]).mean()) if (tp > 0).any() else 0.0,
-            }
-        if "depth" in self.tasks:
-            n, a, r, d1, d2, d3 = self.depth.tolist()
-            out["depth"] = {"abs_err": a / n, "rel_err": r / n, "delta1": 100 * d1 / n, "delta2": 100 * d2 / n,
-                            "delta3": 100 * d3 / n} if n else {k: math.nan for k, _ in METRICS["depth"]}
-        if "normal" in self.tasks:
-            n, s, w1, w2, w3 = self.angle.tolist()
-            if n:
-                cdf = torch.cumsum(self.angle_hist, 0)
-                # the median is the value of rank (n+1)//2 (1-based; torch.median's lower median for even n)
-                rank = (int(n) + 1) // 2
-                median_bin = int(torch.searchsorted(cdf, torch.tensor(rank, dtype=cdf.dtype)))
-                median = (median_bin + 0.5) * 180.0 / _ANGLE_BINS
-                out["normal"] = {"angle_mean": s / n, "angle_median": median, "within_11_25": 100 * w1 / n,
-                                 "within_22_5": 100 * w2 / n, "within_30": 100 * w3 / n}
-            else:
-                out["normal"] = {k: math.nan for k, _ in METRICS["normal"]}
-        return out
+        return {t: m.compute() for t, m in self.meters.items()}
 
 
 def _rel(value: float, ref: float, sign: int) -> float:

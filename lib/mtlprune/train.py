@@ -64,19 +64,26 @@ def seed_everything(seed: int) -> None:
 
 
 def augment(batch: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Random horizontal flip of half the samples; a flipped normal map also flips its x component. Returns new
+    """Random horizontal flip of half the samples: the image and every task's ground truth in the batch are mirrored,
+    and a target whose task spec has a `flip_sign` (a normal map's x component) changes sign per channel. Returns new
     tensors (the input batch is untouched)."""
+    from .tasks import TASKS
+
     flip = torch.rand(batch["image"].shape[0], generator=gen) < 0.5
     if not flip.any():
         return batch
+    specs = [TASKS.get(t) for t in TASKS.names()]
+    signs = {s.target: s.flip_sign for s in specs if s.target in batch}
     out = {}
-    for key in ("image", "label", "depth", "normal"):
+    for key in ["image", *signs]:
         v = batch[key]
         where = flip.view(-1, *([1] * (v.dim() - 1)))
         out[key] = torch.where(where, v.flip(-1), v)
-    sign = torch.ones(flip.shape[0], 3, 1, 1)
-    sign[flip, 0] = -1.0
-    out["normal"] = out["normal"] * sign
+    for key, flip_sign in signs.items():
+        if flip_sign is not None:
+            sign = torch.ones(flip.shape[0], len(flip_sign), 1, 1)
+            sign[flip] = torch.tensor(flip_sign).view(-1, 1, 1)
+            out[key] = out[key] * sign
     return {**batch, **out}
 
 

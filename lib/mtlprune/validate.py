@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-from .config import MEMORY_FORMATS, TASKS, RunConfig
+from .config import MEMORY_FORMATS, RunConfig
+from .tasks import TASKS
 from .models import BACKBONES, HEADS
 from .pruning import STRATEGIES, build_strategy
 from .weighting import WEIGHTINGS, build_weighting
@@ -26,7 +27,8 @@ def validate(cfg: RunConfig) -> None:
     STRATEGIES.get(cfg.pruning.method)
     bad_tasks = [t for t in cfg.tasks if t not in TASKS]
     if bad_tasks or not cfg.tasks:
-        raise ValueError(f"tasks: unknown or empty {list(cfg.tasks)}; valid: a non-empty subset of {', '.join(TASKS)}")
+        raise ValueError(f"tasks: unknown or empty {list(cfg.tasks)}; valid: a non-empty subset of "
+                         f"{', '.join(TASKS.names())}")
     if len(set(cfg.tasks)) != len(cfg.tasks):
         raise ValueError(f"tasks must not repeat, got {list(cfg.tasks)} (each task has one head)")
     t, m, d = cfg.train, cfg.model, cfg.data

@@ -1,13 +1,14 @@
 """The multi-task network: a shared `backbone` and one head per task, with the prunable weights named by component.
 
-Components are `backbone` and the task names (`seg`, `depth`, `normal`). Prunable weights are the weights of every
-Conv2d/Linear module; biases and BatchNorm stay dense (as in AdapMTL, DiSparse and STR).
+Components are `backbone` and the task names (the task axis, `tasks`: NYU-v2's `seg`, `depth`, `normal`). Prunable
+weights are the weights of every Conv2d/Linear module; biases and BatchNorm stay dense (as in AdapMTL, DiSparse, STR).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -16,14 +17,13 @@ from ..config import ModelConfig
 from .backbones import BACKBONES
 from .heads import HEADS, fusable, fused_aspp
 
-TASK_CHANNELS = {"seg": 13, "depth": 1, "normal": 3}
-
-
 class MultiTaskNet(nn.Module):
-    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module]) -> None:
+    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module],
+                 activations: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
+        self.activations = dict(activations or {})  # task -> applied to its upsampled output (its spec's)
 
     @property
     def tasks(self) -> list[str]:
@@ -41,7 +41,8 @@ class MultiTaskNet(nn.Module):
         ys = upsample_bilinear(torch.cat(outs, 1), tuple(x.shape[-2:]))
         out = {}
         for task, y in zip(self.heads, ys.split([o.shape[1] for o in outs], dim=1)):
-            out[task] = unit_vectors(y) if task == "normal" else y
+            act = self.activations.get(task)
+            out[task] = act(y) if act is not None else y
         return out
 
 
@@ -94,8 +95,11 @@ def prunable_layers(model: MultiTaskNet) -> list[PrunableLayer]:
 
 
 def build_model(cfg: ModelConfig, tasks: tuple[str, ...]) -> MultiTaskNet:
+    from ..tasks import task_spec  # the task axis names each head's channels and activation
+
     backbone = BACKBONES.get(cfg.backbone)(width=cfg.width, output_stride=cfg.output_stride)
     head_fn = HEADS.get(cfg.head)
-    heads = {t: head_fn(backbone.out_channels, TASK_CHANNELS[t], width=cfg.head_width, rates=cfg.head_rates,
+    specs = {t: task_spec(t) for t in tasks}
+    heads = {t: head_fn(backbone.out_channels, specs[t].channels, width=cfg.head_width, rates=cfg.head_rates,
                         dropout=cfg.dropout) for t in tasks}
-    return MultiTaskNet(backbone, heads)
+    return MultiTaskNet(backbone, heads, {t: s.activation for t, s in specs.items() if s.activation is not None})
