@@ -396,7 +396,7 @@ def mdl_accuracy(df: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)  # accuracy's range: an interval reaching past it is cut at the frame
         ax.set_xlabel("")
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=10)
         return fig
     panels = acc_cols + ["mean accuracy", "S-score"]
     fig, axes = plt.subplots(2, (len(panels) + 1) // 2, figsize=(4.2 * ((len(panels) + 1) // 2), 7), sharex=True)
@@ -555,7 +555,10 @@ def budget_curves(summary: pd.DataFrame, values: tuple[str, ...] = ("delta_t_con
         ax.set_xticks(sorted(summary["budget"].unique()), [str(b) for b in sorted(summary["budget"].unique())])
         ax.set_xlabel("sparse-phase length (iterations)")
         ax.set_title(titles.get(value, value))
-    axes[0][-1].legend(loc="best", fontsize=8, frameon=True)  # the panel that draws every line, the control's too
+    # below the panels at a readable size; the last panel draws every line, the control's too
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=len(labels), fontsize=10,
+               frameon=False)
     return fig
 
 
