@@ -76,3 +76,23 @@ def test_a_registered_task_plugs_into_model_losses_metrics_delta_and_flip(edges)
     assert mirrored.any()  # some samples flipped ...
     for i in torch.nonzero(mirrored).flatten():  # ... and their edge maps with them
         assert torch.equal(flipped["edges"][i], batch["edges"][i].flip(-1))
+
+
+def test_the_dataset_axis_keeps_nyu_ids_and_names_bad_choices(monkeypatch):
+    """`data.dataset` (default nyuv2) is hashed only when it differs from the value it was introduced with, so the
+    NYU-v2 runs keep their ids; another dataset changes them; an unknown dataset or a task it lacks is one error."""
+    from dataclasses import replace
+
+    from mtlprune import datasets
+
+    plain = make_config("smoke", "adapmtl", 0.9)
+    assert make_config("smoke", "adapmtl", 0.9, overrides={"data.dataset": "nyuv2"}).run_id == plain.run_id
+    other = replace(datasets.dataset_spec("nyuv2"), name="other")
+    monkeypatch.setitem(datasets.DATASETS._items, "other", other)
+    moved = make_config("smoke", "adapmtl", 0.9, overrides={"data.dataset": "other"})
+    assert moved.run_id != plain.run_id and moved.dense.run_id != plain.dense.run_id
+    with pytest.raises(ValueError, match="unknown dataset 'nowhere'; valid: .*nyuv2"):
+        make_config("smoke", "dense", 0.0, overrides={"data.dataset": "nowhere"})
+    monkeypatch.setitem(datasets.DATASETS._items, "segonly", replace(other, name="segonly", tasks=("seg",)))
+    with pytest.raises(ValueError, match=r"tasks \['depth', 'normal'\] are not tasks of dataset 'segonly'"):
+        make_config("smoke", "dense", 0.0, overrides={"data.dataset": "segonly"})

@@ -32,7 +32,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .store import json_safe
     from .train import Runtime
 
-    cfg = make_config(args.profile, args.method, args.sparsity, overrides=_parse_set(args.set),
+    overrides = _parse_set(args.set)
+    if args.dataset is not None:
+        overrides = {"data.dataset": args.dataset, **overrides}
+    cfg = make_config(args.profile, args.method, args.sparsity, overrides=overrides,
                       method_params=_parse_set(args.param, "--param") or None, weighting=args.weighting)
     summary = run(cfg, args.seed, Runtime(device=args.device, progress=not args.no_progress), profile=args.profile)
     keys = ["run_id", "method", "seed", "metrics", "delta_t", "delta_p", "sparsity", "params", "bytes",
@@ -134,6 +137,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .datasets import DATASETS
     from .pruning import STRATEGIES
     from .weighting import WEIGHTINGS
 
@@ -142,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train (or load from the cache) one run and print its summary")
     p.add_argument("--profile", choices=PROFILES, default="quick")
+    p.add_argument("--dataset", choices=DATASETS.names(), default=None,
+                   help="a registered multi-task dataset (default: the profile's, nyuv2)")
     p.add_argument("--method", choices=STRATEGIES.names(), default="dense")
     p.add_argument("--sparsity", type=float, default=0.0, help="requested overall sparsity in (0, 1)")
     p.add_argument("--weighting", choices=WEIGHTINGS.names(), default=None)

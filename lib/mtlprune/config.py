@@ -22,8 +22,10 @@ TASKS = ("seg", "depth", "normal")  # NYU-v2's tasks, the default task set (thei
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data, how it is split and augmented. `synthetic=None` means the real NYU-v2 release on disk."""
+    """Which data, how it is split and augmented. `dataset` names a registered dataset (`datasets`); `synthetic=None`
+    means its real release on disk."""
 
+    dataset: str = "nyuv2"
     synthetic: RoomsSpec | None = RoomsSpec()
     val_fraction: float = 0.1  # carved from train with `split_seed`; model choices never look at test
     split_seed: int = 0

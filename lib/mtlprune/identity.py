@@ -25,13 +25,27 @@ SCHEMA = 4  # 1: canonical configs with defaults omitted; 2: fully resolved conf
 # (fused heads, matrix upsampling, fused Adam, masked-sum losses: the same functions, other float rounding)
 
 
+# Fields added to a config after the schema above, with the value they were introduced with: such a field is hashed
+# only when it differs from that value. A run at the introduction value computes what it did before the field existed,
+# so it keeps its id; any other value (a later default included: the comparison is with this literal, not with the
+# live default) changes the id.
+INTRODUCED: dict[tuple[str, ...], Any] = {("data", "dataset"): "nyuv2"}
+
+
 def resolved(cfg: Any) -> dict[str, Any]:
-    """The plain dict a run id hashes: every field, and resolved method / weighting hyperparameters."""
+    """The plain dict a run id hashes: every field (those in `INTRODUCED` only when they differ from their
+    introduction value), and resolved method / weighting hyperparameters."""
     from .config import RunConfig, to_dict
     from .weighting import resolved_params
 
     out = to_dict(cfg)
     if isinstance(cfg, RunConfig):
+        for (*parents, leaf), value in INTRODUCED.items():
+            holder = out
+            for key in parents:
+                holder = holder[key]
+            if holder.get(leaf) == value:
+                del holder[leaf]
         out["pruning"]["params"] = method_params(cfg.pruning)
         out["weighting"]["params"] = resolved_params(cfg.weighting.name, dict(cfg.weighting.params))
         out["dense"] = resolved(cfg.dense) if cfg.dense is not None else None

@@ -62,7 +62,8 @@ WEIGHTING_DEFAULTS["standard"] = WEIGHTING_DEFAULTS["quick"]
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "smoke": {
         "data.synthetic.n_train": 40, "data.synthetic.n_test": 12, "data.synthetic.height": 24,
-        "data.synthetic.width": 32, "data.synthetic.seed": 0, "data.val_fraction": 0.1, "data.split_seed": 0,
+        "data.synthetic.width": 32, "data.synthetic.seed": 0,
+        "data.dataset": "nyuv2", "data.val_fraction": 0.1, "data.split_seed": 0,
         "data.flip": True,
         "model.backbone": "resnet_small", "model.width": 4, "model.output_stride": 8, "model.head": "aspp",
         "model.head_width": 8, "model.head_rates": (1, 2), "model.dropout": 0.0,
@@ -75,7 +76,8 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     # plateau criterion of `evidence.plateau` holds there (the dense chapter shows it per seed; 600 did not)
     "quick": {
         "data.synthetic.n_train": 1200, "data.synthetic.n_test": 300, "data.synthetic.height": 48,
-        "data.synthetic.width": 64, "data.synthetic.seed": 0, "data.val_fraction": 0.1, "data.split_seed": 0,
+        "data.synthetic.width": 64, "data.synthetic.seed": 0,
+        "data.dataset": "nyuv2", "data.val_fraction": 0.1, "data.split_seed": 0,
         "data.flip": True,
         "model.backbone": "resnet_small", "model.width": 16, "model.output_stride": 8, "model.head": "aspp",
         "model.head_width": 32, "model.head_rates": (1, 2, 3, 4), "model.dropout": 0.0,
@@ -87,7 +89,8 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     # full: the AdapMTL/DiSparse NYU-v2 recipe (adapmtl.md §1.6): real data, DeepLab-ResNet34 with ASPP heads of
     # width 1024, 20k iterations, batch 16, Adam lr 1e-3 halved every 4k
     "full": {
-        "data.synthetic": None, "data.val_fraction": 0.1, "data.split_seed": 0, "data.flip": True,
+        "data.synthetic": None, "data.dataset": "nyuv2", "data.val_fraction": 0.1, "data.split_seed": 0,
+        "data.flip": True,
         "model.backbone": "deeplab_resnet34", "model.width": 16, "model.output_stride": 8, "model.head": "aspp",
         "model.head_width": 1024, "model.head_rates": (6, 12, 18, 24), "model.dropout": 0.5,
         "train.iterations": 20000, "train.batch_size": 16, "train.lr": 1e-3, "train.betas": (0.9, 0.999),

@@ -25,6 +25,13 @@ def validate(cfg: RunConfig) -> None:
     HEADS.get(cfg.model.head)
     WEIGHTINGS.get(cfg.weighting.name)
     STRATEGIES.get(cfg.pruning.method)
+    from .datasets import DATASETS
+
+    dataset = DATASETS.get(cfg.data.dataset)  # unknown: one error naming the registered ones
+    outside = [t for t in cfg.tasks if t not in dataset.tasks]
+    if outside:
+        raise ValueError(f"tasks {outside} are not tasks of dataset {dataset.name!r} ({', '.join(dataset.tasks)}); "
+                         f"choose --dataset or tasks accordingly")
     bad_tasks = [t for t in cfg.tasks if t not in TASKS]
     if bad_tasks or not cfg.tasks:
         raise ValueError(f"tasks: unknown or empty {list(cfg.tasks)}; valid: a non-empty subset of "

@@ -1,0 +1,49 @@
+"""The dataset axis of the multi-task runs: one registered spec per dataset, naming its tasks (their specs: `tasks`),
+where its real release and its generated variant live, how the generated variant is written (exactly the release's
+on-disk layout) and how a split is read (one reader for both, so generated and real data take the same code path).
+`DataConfig.dataset` chooses one (default `nyuv2`); `data.loading` reads through it. NYU-v2 (the MTAN/LibMTL
+preprocessed release, or the offline room generator) is the one registered so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import paths
+from .data import nyuv2
+from .registry import Registry
+
+Split = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    title: str
+    tasks: tuple[str, ...]  # the tasks its ground truth covers (registered in `tasks`)
+    real_root: Callable[[], Path]  # where the real release is read from (an environment variable may move it)
+    generate: Callable[..., Any]  # (synthetic spec, root, progress=...) writes the release's layout under root
+    read_split: Callable[[Path, str, float, int, bool], Split]  # (root, split, val_fraction, split_seed, generated)
+
+    def generated_root(self, synthetic: Any) -> Path:
+        return paths.generated_root() / synthetic.dirname()
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    return DATASETS.get(name)
+
+
+def _read_nyuv2(root: Path, split: str, val_fraction: float, split_seed: int, generated: bool) -> Split:
+    fix = nyuv2.generated_data_fix(root) if generated else nyuv2.real_data_fix(root)
+    return nyuv2.load_split(root, split, val_fraction=val_fraction, split_seed=split_seed, fix=fix)
+
+
+DATASETS.register("nyuv2")(DatasetSpec("nyuv2", "NYU-v2", ("seg", "depth", "normal"), paths.nyuv2_real_root,
+                                       nyuv2.generate, _read_nyuv2))
