@@ -14,6 +14,7 @@ from typing import Any, Callable
 import torch
 
 from . import paths
+from .config import TASKS
 from .data import nyuv2
 from .registry import Registry
 
@@ -45,5 +46,5 @@ def _read_nyuv2(root: Path, split: str, val_fraction: float, split_seed: int, ge
     return nyuv2.load_split(root, split, val_fraction=val_fraction, split_seed=split_seed, fix=fix)
 
 
-DATASETS.register("nyuv2")(DatasetSpec("nyuv2", "NYU-v2", ("seg", "depth", "normal"), paths.nyuv2_real_root,
+DATASETS.register("nyuv2")(DatasetSpec("nyuv2", "NYU-v2", TASKS, paths.nyuv2_real_root,
                                        nyuv2.generate, _read_nyuv2))

@@ -28,7 +28,6 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats as sps
 
 from . import catalogue, store
@@ -97,8 +96,8 @@ _CHANCE: dict[str, dict[str, dict[str, float]]] = {}
 
 def chance_metrics(cfg: RunConfig) -> dict[str, dict[str, float]]:
     """Test metrics of constant predictors fitted on the training split (each task spec's: the majority class, the
-    mean valid depth, the mean normal direction). A run no better than these on a task has collapsed. Computed once per dataset (every
-    config of a study shares it)."""
+    mean valid depth, the mean normal direction). A run no better than these on a task has collapsed. Computed once
+    per dataset (every config of a study shares it)."""
     from .data.loading import load_data
 
     key = json.dumps([to_dict(cfg.data), list(cfg.tasks)], sort_keys=True, default=str)

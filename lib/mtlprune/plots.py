@@ -21,6 +21,15 @@ TASK_TITLES = {t: TASKS.get(t).title for t in TASKS.names()}
 COMPONENT_COLOURS = {"backbone": "#4d4d4d", "overall": "#000000", **{t: TASKS.get(t).colour for t in TASKS.names()}}
 
 
+def _legend_below(fig: plt.Figure, ax: plt.Axes, y: float) -> None:
+    """One legend for the whole figure, in a row under its panels at a readable size (each label once, as `ax` has
+    them)."""
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    fig.legend(unique.values(), unique.keys(), loc="lower center", bbox_to_anchor=(0.5, y), ncol=len(unique),
+               fontsize=10, frameon=False)
+
+
 def set_style() -> None:
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", font_scale=0.95)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titleweight": "bold",
@@ -452,10 +461,7 @@ def mdl_pareto(df: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel(f"{col.split(' ratio')[0]} (× one single-domain backbone)")
         ax.set_title(col.split(" ratio")[0], fontsize=11)
     axes[0].set_ylabel("mean test accuracy (%)")
-    handles, labels = axes[-1].get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    fig.legend(unique.values(), unique.keys(), loc="lower center", bbox_to_anchor=(0.5, -0.1), ncol=len(unique),
-               fontsize=10, frameon=False)
+    _legend_below(fig, axes[-1], -0.1)
     return fig
 
 
@@ -555,10 +561,7 @@ def budget_curves(summary: pd.DataFrame, values: tuple[str, ...] = ("delta_t_con
         ax.set_xticks(sorted(summary["budget"].unique()), [str(b) for b in sorted(summary["budget"].unique())])
         ax.set_xlabel("sparse-phase length (iterations)")
         ax.set_title(titles.get(value, value))
-    # below the panels at a readable size; the last panel draws every line, the control's too
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=len(labels), fontsize=10,
-               frameon=False)
+    _legend_below(fig, axes[0][-1], -0.12)  # the last panel draws every line, the control's too
     return fig
 
 

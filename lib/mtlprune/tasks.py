@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from . import losses
-from .metrics import METRICS, DepthMeter, Meter, NormalMeter, SegMeter
+from .metrics import METRICS, NUM_CLASSES, DepthMeter, Meter, NormalMeter, SegMeter
 from .models.multitask import unit_vectors
 from .registry import Registry
 
@@ -78,10 +78,8 @@ def _mean_normal(train: dict[str, torch.Tensor]) -> Constant:
     return lambda b, h, w: normal.expand(b, 3, h, w)
 
 
-NYU_CLASSES = 13
-
-register(TaskSpec("seg", "Semantic segmentation", "label", NYU_CLASSES, tuple(METRICS["seg"]), "miou",
-                  losses.seg_loss, lambda: SegMeter(NYU_CLASSES), _majority_class, "#e69f00"))
+register(TaskSpec("seg", "Semantic segmentation", "label", NUM_CLASSES, tuple(METRICS["seg"]), "miou",
+                  losses.seg_loss, lambda: SegMeter(NUM_CLASSES), _majority_class, "#e69f00"))
 register(TaskSpec("normal", "Surface normals", "normal", 3, tuple(METRICS["normal"]), "angle_mean",
                   losses.normal_loss, NormalMeter, _mean_normal, "#009e73", activation=unit_vectors,
                   flip_sign=(-1.0, 1.0, 1.0)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from .config import MEMORY_FORMATS, RunConfig
+from .datasets import DATASETS
 from .tasks import TASKS
 from .models import BACKBONES, HEADS
 from .pruning import STRATEGIES, build_strategy
@@ -25,8 +26,6 @@ def validate(cfg: RunConfig) -> None:
     HEADS.get(cfg.model.head)
     WEIGHTINGS.get(cfg.weighting.name)
     STRATEGIES.get(cfg.pruning.method)
-    from .datasets import DATASETS
-
     dataset = DATASETS.get(cfg.data.dataset)  # unknown: one error naming the registered ones
     outside = [t for t in cfg.tasks if t not in dataset.tasks]
     if outside:

@@ -99,20 +99,22 @@ def s_scores(df: pd.DataFrame) -> pd.Series:
     return ((e_max - err).clip(lower=0) ** 2 * alpha).sum(axis=1)
 
 
+def _pm(values: pd.Series, digits: int) -> str:
+    """Mean ± 95 % interval half-width over seeds, as the tables print it (the mean alone below two seeds)."""
+    from ..evidence import half_width
+
+    h = half_width(values)
+    return f"{values.mean():.{digits}f}" + (f" ± {h:.{digits}f}" if pd.notna(h) else "")
+
+
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per method and budget, 8 columns: seeds, mean accuracy and S-score (mean ± 95 % interval over seeds),
     parameters and MACs (× one single-domain backbone, mean), and latency (median ratio, with the median interquartile
     range of the paired repeats). The per-domain accuracies are in the figure."""
-    from ..evidence import half_width
-
-    def pm(v: pd.Series, digits: int) -> str:
-        h = half_width(v)
-        return f"{v.mean():.{digits}f}" + (f" ± {h:.{digits}f}" if pd.notna(h) else "")
-
     rows = []
     for (method, budget), g in df.groupby(["method", "budget"]):
         rows.append({"method": method, "budget": budget, "seeds": g["seed"].nunique(),
-                     "mean accuracy (%)": pm(g["mean accuracy"], 1), "S-score": pm(g["S-score"], 0),
+                     "mean accuracy (%)": _pm(g["mean accuracy"], 1), "S-score": _pm(g["S-score"], 0),
                      "params ×": round(float(g["params ratio"].mean()), 2),
                      "MACs ×": round(float(g["MACs ratio"].mean()), 2),
                      "latency × (IQR)": f"{g['latency ratio'].median():.2f} ({g['latency IQR'].median():.2f})"})
@@ -169,7 +171,7 @@ def glue_sharing(df: pd.DataFrame, budget: float, method: str) -> pd.DataFrame:
     accuracy (± 95 % interval) of both, and the accuracy verdict (`evidence.verdict`: a tie unless the intervals
     separate); returns the two rows."""
     from ..evidence import interval, verdict
-    from ..glue import glue_value
+    from ..glue import VERDICT_WORDS, glue_value
 
     ba2 = catalogue.mdl_method("ba2").label
     rows, iv = [], {}
@@ -179,7 +181,7 @@ def glue_sharing(df: pd.DataFrame, budget: float, method: str) -> pd.DataFrame:
             raise ValueError(f"no runs of {name!r} at budget {budget}: the sharing reading needs both")
         iv[key] = interval(frame["mean accuracy"])
         row = {"method": name, "seeds": len(frame),
-               "mean accuracy (%)": f"{iv[key]['mean']:.1f} ± {iv[key]['ci']:.1f}",
+               "mean accuracy (%)": _pm(frame["mean accuracy"], 1),
                "union": round(float(frame["union"].mean()), 2),
                "params ×": round(float(frame["params ratio"].mean()), 2),
                "MACs ×": round(float(frame["MACs ratio"].mean()), 2)}
@@ -188,8 +190,7 @@ def glue_sharing(df: pd.DataFrame, budget: float, method: str) -> pd.DataFrame:
             glue_value(f"mdl_{key}_{short}", float(frame[col].mean()))
         glue_value(f"mdl_{key}_acc", iv[key]["mean"])
         glue_value(f"mdl_{key}_acc_ci", iv[key]["ci"])
-    glue_value("mdl_sharing_verdict", {"better": "higher than", "worse": "lower than",
-                                       "tie": "tied with"}[verdict(iv["share"], iv["noshare"])])
+    glue_value("mdl_sharing_verdict", VERDICT_WORDS[verdict(iv["share"], iv["noshare"])])
     return pd.DataFrame(rows)
 
 
