@@ -24,6 +24,9 @@ class RunKind:
     row: Callable[[Any, dict[str, Any]], dict[str, Any]]  # the run-log columns of one finished run
     depends: Callable[[Any], list[Any]]  # configs that must run first (at the same seed)
     threads: Callable[[Any], int] = lambda cfg: 0  # CPU threads the config pins (0: none; `executors.packing`)
+    # what runs packed side by side share, made once in this process before they start (data, a pretrained source):
+    # workers would otherwise wait on each other's locks, and print that they do
+    prepare: Callable[[Any], None] = lambda cfg: None
 
 
 RUN_KINDS: dict[type, RunKind] = {}

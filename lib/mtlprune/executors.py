@@ -102,6 +102,10 @@ class Local(Executor):
     def run(self, jobs):
         width = packing(jobs)
         if width > 1:
+            from .execute import kind_of
+
+            for job in jobs:
+                kind_of(job.cfg).prepare(job.cfg)
             yield from _pool(jobs, width, threads=1)  # every job sets its own pinned threads
             return
         for job in jobs:

@@ -186,4 +186,5 @@ def _log_row(cfg: MDLConfig, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 RUN_KINDS[MDLConfig] = RunKind(run=lambda cfg, seed, progress, profile: run_mdl(cfg, seed, progress, profile),
-                               row=_log_row, depends=lambda cfg: [], threads=lambda cfg: cfg.train.threads)
+                               row=_log_row, depends=lambda cfg: [], threads=lambda cfg: cfg.train.threads,
+                               prepare=lambda cfg: source_model(cfg.source, progress=False))
