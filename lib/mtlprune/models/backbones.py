@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..registry import Registry
+from .convolution import StridedPointwiseConv
 
 BACKBONES: Registry = Registry("backbone")
 
@@ -26,7 +27,8 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.downsample = nn.Sequential(StridedPointwiseConv(cin, cout, 1, stride, bias=False),
+                                            nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
