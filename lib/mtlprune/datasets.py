@@ -1,8 +1,9 @@
 """The dataset axis of the multi-task runs: one registered spec per dataset, naming its tasks (their specs: `tasks`),
 where its real release and its generated variant live, how the generated variant is written (exactly the release's
 on-disk layout) and how a split is read (one reader for both, so generated and real data take the same code path).
-`DataConfig.dataset` chooses one (default `nyuv2`); `data.loading` reads through it. NYU-v2 (the MTAN/LibMTL
-preprocessed release, or the offline room generator) is the one registered so far.
+`DataConfig.dataset` chooses one (default `nyuv2`); `data.loading` reads through it. Registered: NYU-v2 (the
+MTAN/LibMTL preprocessed release, or the offline room generator) and Tiny-Taskonomy (the released per-building PNG
+layout, or generated buildings written in it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from . import paths
 from .config import TASKS
-from .data import nyuv2
+from .data import nyuv2, taskonomy
 from .registry import Registry
 
 Split = dict[str, torch.Tensor]
@@ -29,9 +30,11 @@ class DatasetSpec:
     real_root: Callable[[], Path]  # where the real release is read from (an environment variable may move it)
     generate: Callable[..., Any]  # (synthetic spec, root, progress=...) writes the release's layout under root
     read_split: Callable[[Path, str, float, int, bool], Split]  # (root, split, val_fraction, split_seed, generated)
+    dirname: Callable[[Any], str] = lambda synthetic: synthetic.dirname()  # the generated variant's folder
+    own_val_split: bool = False  # the release has validation buildings/images: `val_fraction` is not used
 
     def generated_root(self, synthetic: Any) -> Path:
-        return paths.generated_root() / synthetic.dirname()
+        return paths.generated_root() / self.dirname(synthetic)
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -48,3 +51,17 @@ def _read_nyuv2(root: Path, split: str, val_fraction: float, split_seed: int, ge
 
 DATASETS.register("nyuv2")(DatasetSpec("nyuv2", "NYU-v2", TASKS, paths.nyuv2_real_root,
                                        nyuv2.generate, _read_nyuv2))
+
+
+def _read_taskonomy(root: Path, split: str, val_fraction: float, split_seed: int, generated: bool) -> Split:
+    # whole buildings per split, the release's own (val_fraction and split_seed do not apply)
+    fix = taskonomy.generated_data_fix(root) if generated else taskonomy.real_data_fix(root)
+    return taskonomy.load_split(root, split, fix=fix)
+
+
+# Tiny-Taskonomy's five tasks, in the order of the AdaShare/DiSparse configs: segmentation (17 classes), normals,
+# z-buffer depth, 2D keypoints, texture edges
+DATASETS.register("taskonomy")(DatasetSpec("taskonomy", "Tiny-Taskonomy",
+                                           ("semseg", "normal", "depth", "keypoints", "edges"),
+                                           paths.taskonomy_real_root, taskonomy.generate, _read_taskonomy,
+                                           dirname=taskonomy.dirname, own_val_split=True))

@@ -49,7 +49,8 @@ def _run_interval(rec: pd.DataFrame, method: str, value: str = VALUE) -> dict[st
     return iv
 
 
-def claim_baselines(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
+def claim_baselines(rec: pd.DataFrame, ours: str = "adapmtl", dataset: str = "nyuv2") -> dict[str, Any]:
+    """AdapMTL against the paper's baselines on `dataset` (its runs in `rec`): better, tied or worse per baseline."""
     o = _run_interval(rec, ours)
     calls, parts = [], [f"AdapMTL {_iv_text(o)}"]
     for b in PAPER_BASELINES:
@@ -67,11 +68,15 @@ def claim_baselines(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
         calls.append(call)
         parts.append(f"{catalogue.label(b)} {_iv_text(iv)}{' (collapsed)' if iv['collapsed'] else ''}: "
                      f"{'tie' if call == 'tie' else 'AdapMTL ' + call}")
-    return {"claim": "AdapMTL beats SNIP, LTH, IMP and DiSparse at 90 % sparsity", "verdict": _overall(calls),
+    from .datasets import dataset_spec
+
+    where = "" if dataset == "nyuv2" else f" on {dataset_spec(dataset).title}"
+    return {"claim": f"AdapMTL beats SNIP, LTH, IMP and DiSparse at 90 % sparsity{where}", "verdict": _overall(calls),
             "evidence": "Δ_T vs equal-training control (%): " + "; ".join(parts),
             "_glue": {"ours": o["mean"], "ours_ci": o["ci"],
                       "better": sum(c == "better" for c in calls), "tied": sum(c == "tie" for c in calls),
-                      "worse": sum(c == "worse" for c in calls), "compared": len(calls)}}
+                      "worse": sum(c == "worse" for c in calls), "compared": len(calls)},
+            "setting": "multi-task" if dataset == "nyuv2" else dataset}
 
 
 def claim_backbone(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
@@ -136,8 +141,10 @@ def table(claims: list[dict[str, Any]], rests_on: dict[str, str]) -> pd.DataFram
                           "rests on": rests_on[c.get("setting", "multi-task")]} for c in claims])
 
 
-def rests_on(profile: str, seeds=None, mdl_budget: float = 0.5) -> dict[str, str]:
-    """The profile, seeds and schedules each setting's verdicts rest on, in words."""
+def rests_on(profile: str, seeds=None, mdl_budget: float = 0.5,
+             datasets: tuple[str, ...] = ()) -> dict[str, str]:
+    """The profile, seeds and schedules each setting's verdicts rest on, in words (NYU-v2 multi-task, multi-domain,
+    and each further multi-task dataset in `datasets`)."""
     from .grids import check_seeds, default_seeds
     from .mdl.profiles import make_mdl_config
     from .profiles import make_config
@@ -146,9 +153,18 @@ def rests_on(profile: str, seeds=None, mdl_budget: float = 0.5) -> dict[str, str
     cfg = make_config(profile, "adapmtl", 0.9)
     mdl = make_mdl_config(profile, "budget_aware", mdl_budget)
     head = f"{profile}: seeds {', '.join(map(str, seeds))}"
-    return {"multi-task": f"{head}; dense {cfg.dense.train.iterations} it., sparse phase {cfg.train.iterations} it.",
-            "multi-domain": f"{head}; source {mdl.source.iterations} it., joint training {mdl.train.iterations} it., "
-                            f"budget {mdl_budget:g}"}
+    from .datasets import dataset_spec
+    from .profiles import dataset_overrides
+
+    out = {"multi-task": f"{head}; NYU-v2; dense {cfg.dense.train.iterations} it., sparse phase "
+                         f"{cfg.train.iterations} it.",
+           "multi-domain": f"{head}; source {mdl.source.iterations} it., joint training {mdl.train.iterations} it., "
+                           f"budget {mdl_budget:g}"}
+    for ds in datasets:
+        c = make_config(profile, "adapmtl", 0.9, overrides=dataset_overrides(ds))
+        out[ds] = (f"{head}; {dataset_spec(ds).title}; dense {c.dense.train.iterations} it., sparse phase "
+                   f"{c.train.iterations} it.")
+    return out
 
 
 def styled(tbl: pd.DataFrame):

@@ -48,7 +48,8 @@ def glue_budget(stability: pd.DataFrame, chosen: int | None, profile: str) -> No
 
 def glue_board(board: pd.DataFrame, prefix: str) -> None:
     """Glue a leaderboard (`evidence.comparison_table`): `<prefix>_ours_rank`, `_ranked` (rows ranked), `_ours`
-    (Δ_T ± interval), `_top` and `_top_value` (the first-ranked row)."""
+    (Δ_T ± interval), `_top` and `_top_value` (the first-ranked row), and `_better` / `_tied` / `_worse` (how many
+    other rows `ours` is ahead of, tied with, behind)."""
     by, ours = board.attrs["by"], board.attrs["ours"]
     ranked = board[board["rank"] != "–"]
     mine = board[board[by] == ours]
@@ -58,6 +59,10 @@ def glue_board(board: pd.DataFrame, prefix: str) -> None:
     top = ranked.iloc[0] if len(ranked) else None
     glue_value(f"{prefix}_top", top[by] if top is not None else "–")
     glue_value(f"{prefix}_top_value", top["Δ_T vs control"] if top is not None else "–")
+    if ours is not None and f"{ours} is" in board:  # where ours stands against the other rows, counted
+        calls = list(board.loc[board[by] != ours, f"{ours} is"])
+        for word in ("better", "tie", "worse"):
+            glue_value(f"{prefix}_{'tied' if word == 'tie' else word}", calls.count(word))
 
 
 VERDICT_WORDS = {"better": "ahead of", "worse": "behind", "tie": "tied with", "–": "–"}

@@ -88,7 +88,8 @@ VARIANT_KEYS = {"method", "params", "weighting", "weighting_params", "sparse_ove
 
 
 def variant_pairs(profile: str, sparsity: float, seeds: Iterable[int] | None,
-                  variants: dict[str, dict[str, Any]]) -> list[tuple[str, RunConfig, int]]:
+                  variants: dict[str, dict[str, Any]],
+                  overrides: dict[str, Any] | None = None) -> list[tuple[str, RunConfig, int]]:
     """(label, config, seed) for every named variant, e.g. {"equal weighting": {"method": "adapmtl",
     "weighting": "equal"}}; keys: method (required), params, weighting, weighting_params, sparse_overrides."""
     if not isinstance(variants, dict) or not variants:
@@ -99,7 +100,7 @@ def variant_pairs(profile: str, sparsity: float, seeds: Iterable[int] | None,
         if not isinstance(spec, dict) or "method" not in spec or set(spec) - VARIANT_KEYS:
             raise ValueError(f"variant {label!r}: expected a mapping with 'method' and optionally "
                              f"{sorted(VARIANT_KEYS - {'method'})}, got {spec!r}")
-        cfg = make_config(profile, spec["method"], check_sparsities([sparsity])[0],
+        cfg = make_config(profile, spec["method"], check_sparsities([sparsity])[0], overrides=overrides,
                           method_params=spec.get("params"), weighting=spec.get("weighting"),
                           weighting_params=spec.get("weighting_params"),
                           sparse_overrides=spec.get("sparse_overrides"))
@@ -142,7 +143,7 @@ def ablation_group_pairs(profile: str, group: str, sparsity: float, seeds: Itera
 
 
 def budget_grid(profile: str, methods: Iterable[str], sparsity: float, budgets: Iterable[int] | None,
-                seeds: Iterable[int] | None) -> list[tuple[RunConfig, int]]:
+                seeds: Iterable[int] | None, overrides: dict[str, Any] | None = None) -> list[tuple[RunConfig, int]]:
     """Every method at every sparse-phase length (`train.iterations` of the pruned run; None: the profile's
     `BUDGETS`) at `seeds`, each with its equal-training control (`dense_finetune` of the same length)."""
     from .evidence import with_controls
@@ -154,7 +155,7 @@ def budget_grid(profile: str, methods: Iterable[str], sparsity: float, budgets: 
     pairs = []
     for method in methods:
         for b in budgets:
-            cfg = make_config(profile, method, check_sparsities([sparsity])[0],
+            cfg = make_config(profile, method, check_sparsities([sparsity])[0], overrides=overrides,
                               sparse_overrides={"train.iterations": b})
             pairs += [(cfg, seed) for seed in seeds]
     return with_controls(pairs)

@@ -1,6 +1,6 @@
 """Per-task training losses (AdapMTL/DiSparse/LibMTL conventions), computed on valid pixels only.
 
-seg: cross-entropy with ignore index -1; depth: L1 where ground truth > 0; normal: 1 - cosine where the ground-truth
+seg: cross-entropy with ignore index -1; keypoints/edges (Taskonomy): L1; depth: L1 where ground truth > 0; normal: 1 - cosine where the ground-truth
 normal is non-zero (predictions are already unit vectors).
 """
 
@@ -12,8 +12,8 @@ import torch.nn.functional as F
 IGNORE_INDEX = -1
 
 
-def seg_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return F.cross_entropy(pred.float(), batch["label"], ignore_index=IGNORE_INDEX)
+def seg_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor], key: str = "label") -> torch.Tensor:
+    return F.cross_entropy(pred.float(), batch[key], ignore_index=IGNORE_INDEX)
 
 
 # Means over the valid pixels as masked sums (no boolean indexing: it synchronises on a nonzero() and gathers)
@@ -28,6 +28,11 @@ def normal_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Ten
     valid = (gt.abs().sum(1) > 0).to(gt.dtype)
     cos = (pred.float() * gt).sum(1)
     return ((1 - cos) * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def l1_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+    """Mean absolute error over every pixel (Taskonomy's keypoint and edge targets are defined everywhere)."""
+    return (pred.float() - batch[key]).abs().mean()
 
 
 def task_losses(preds: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -9,6 +9,8 @@ Conventions (stated in the book's *Conventions* page):
 - normal: angle between the unit prediction and the ground truth on valid pixels, pooled over the split:
   `angle_mean`, `angle_median` (degrees; the median from a 0.01° histogram) and `within_11_25`, `within_22_5`,
   `within_30` (% of pixels strictly below the angle).
+- keypoints, edges (Tiny-Taskonomy): `abs_err` = mean absolute error over every pixel, in the standardised units of
+  the loader (`data.taskonomy`). semseg (17 classes) uses seg's metrics.
 - Δ_T (AdapMTL): per task, the **sum** over its metrics of the signed relative change vs the dense reference, in %;
   Δ_T is the mean over tasks. Δp (LibMTL): the **mean** within each task, then the mean over tasks. + is better.
 """
@@ -47,12 +49,13 @@ class Meter:
 class SegMeter(Meter):
     """One global confusion matrix over the valid pixels (label >= 0): mIoU, pixel accuracy, and the TP-only mIoU."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, num_classes: int = NUM_CLASSES, key: str = "label") -> None:
         self.num_classes = num_classes
+        self.key = key
         self.conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
 
     def update(self, pred, batch):
-        gt = batch["label"].reshape(-1).cpu()
+        gt = batch[self.key].reshape(-1).cpu()
         pr = pred.max(1).indices.reshape(-1).cpu()  # = argmax(1) (first maximum), 8x faster on CPU
         keep = gt >= 0
         idx = gt[keep] * self.num_classes + pr[keep]
@@ -131,6 +134,22 @@ class NormalMeter(Meter):
         median = (median_bin + 0.5) * 180.0 / _ANGLE_BINS
         return {"angle_mean": s / n, "angle_median": median, "within_11_25": 100 * w1 / n,
                 "within_22_5": 100 * w2 / n, "within_30": 100 * w3 / n}
+
+
+class L1Meter(Meter):
+    """Mean absolute error over every pixel of the split (Taskonomy's keypoint and edge error), in the target's units."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.sums = torch.zeros(2, dtype=torch.float64)  # n, sum |error|
+
+    def update(self, pred, batch):
+        err = (pred.float().cpu() - batch[self.key].float().cpu()).abs().double()
+        self.sums += torch.stack([torch.tensor(float(err.numel()), dtype=torch.float64), err.sum()])
+
+    def compute(self):
+        n, s = self.sums.tolist()
+        return {"abs_err": s / n if n else math.nan}
 
 
 class TaskMeters:

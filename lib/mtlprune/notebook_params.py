@@ -79,6 +79,12 @@ def _sharings() -> list[str]:
     return SHARING.names()
 
 
+def _datasets() -> list[str]:
+    from .datasets import DATASETS
+
+    return DATASETS.names()
+
+
 def _is_bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else "must be True or False"
 
@@ -99,7 +105,7 @@ COMMON = {"profile": one_of(PROFILES), "progress": _is_bool, "executor": optiona
 
 SCHEMAS: dict[str, dict[str, Check]] = {
     "00_findings": {**COMMON, "seeds": SEEDS, "sparsity": number_in(0, 1),
-                    "mdl_budget": number_in(0, 1, hi_open=False)},
+                    "mdl_budget": number_in(0, 1, hi_open=False), "second_dataset": one_of(_datasets)},
     "07_sparse_budget": {**COMMON, "methods": optional(list_of(one_of(_methods))), "seeds": SEEDS,
                          "budgets": optional(list_of(int_at_least(1))), "sparsity": number_in(0, 1)},
     "01_dense_reference": {**COMMON, "seeds": SEEDS, "backbone": optional(one_of(_backbones)),
@@ -119,6 +125,9 @@ SCHEMAS: dict[str, dict[str, Check]] = {
         one_of(_sharings)), "seeds": SEEDS, "extra_seeds": optional(list_of(int_at_least(0), nonempty=False)),
                        "seed_budget": number_in(0, 1, hi_open=False), "sharing": one_of(_sharings),
                        "budget": number_in(0, 1, hi_open=False), "granularity": one_of(("filter", "slice"))},
+    "09_dataset": {**COMMON, "dataset": one_of(_datasets), "methods": optional(list_of(one_of(_methods))),
+                   "budget_methods": optional(list_of(one_of(_methods))), "seeds": SEEDS,
+                   "sparsity": number_in(0, 1)},
     "08_runs": {**COMMON, "seeds": SEEDS, "sparsity": number_in(0, 1)},
 }
 

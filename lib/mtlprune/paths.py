@@ -1,6 +1,7 @@
 """The only module that builds file-system paths: repository root, data, generated datasets, runs, the book.
 
 Environment overrides: MTLPRUNE_DATA (data root), MTLPRUNE_RUNS (runs store), MTLPRUNE_NYUV2 (real NYU-v2 release),
+MTLPRUNE_TASKONOMY (the Tiny-Taskonomy release),
 MTLPRUNE_DECATHLON (the Visual Decathlon release).
 """
 
@@ -30,6 +31,10 @@ def generated_root() -> Path:
 
 def nyuv2_real_root() -> Path:
     return Path(os.environ.get("MTLPRUNE_NYUV2", data_root() / "nyuv2"))
+
+
+def taskonomy_real_root() -> Path:
+    return Path(os.environ.get("MTLPRUNE_TASKONOMY", data_root() / "taskonomy"))
 
 
 def decathlon_root() -> Path:

@@ -15,7 +15,7 @@ from . import catalogue, store
 from .config import RunConfig
 from .evidence import with_controls
 from .grids import budget_grid, check_seeds, default_seeds, pruning_grid, variant_pairs
-from .profiles import BUDGET_METHODS, CORE_METHODS, SEED_SPARSITY, make_config
+from .profiles import BUDGET_METHODS, CORE_METHODS, SEED_SPARSITY, dataset_overrides, make_config
 from .runner import SUMMARY_KEYS
 
 HARD_MASK = "hard masks at AdapMTL's allocation"
@@ -32,29 +32,40 @@ def _seeds(profile: str, seeds: Iterable[int] | None) -> list[int]:
     return check_seeds(list(seeds)) if seeds is not None else default_seeds(profile, "main")
 
 
-def dense_pairs(profile: str, seeds: Iterable[int] | None = None) -> list[tuple[RunConfig, int]]:
-    cfg = make_config(profile, "dense")
+def dense_pairs(profile: str, seeds: Iterable[int] | None = None,
+                dataset: str = "nyuv2") -> list[tuple[RunConfig, int]]:
+    cfg = make_config(profile, "dense", overrides=dataset_overrides(dataset))
     return [(cfg, s) for s in _seeds(profile, seeds)]
 
 
 def budget_pairs(profile: str, methods: Iterable[str] | None = None, budgets: Iterable[int] | None = None,
-                 seeds: Iterable[int] | None = None, sparsity: float = SEED_SPARSITY) -> list[tuple[RunConfig, int]]:
+                 seeds: Iterable[int] | None = None, sparsity: float = SEED_SPARSITY,
+                 dataset: str = "nyuv2") -> list[tuple[RunConfig, int]]:
     """The budget chapter's grid: `methods` (None: the profile's `BUDGET_METHODS`) at every budget, with controls."""
     return budget_grid(profile, list(methods) if methods is not None else list(BUDGET_METHODS[profile]), sparsity,
-                       budgets, _seeds(profile, seeds))
+                       budgets, _seeds(profile, seeds), dataset_overrides(dataset))
+
+
+def doubling_budgets(profile: str) -> list[int]:
+    """The profile's sparse-phase length B and 2B: the check that B is long enough on a further dataset (the ranking
+    at B must not move when it doubles), without the whole budget grid of the NYU-v2 chapter."""
+    b = make_config(profile, "adapmtl", SEED_SPARSITY).train.iterations
+    return [b, 2 * b]
 
 
 def comparison_pairs(profile: str, methods: Iterable[str] | None = None, seeds: Iterable[int] | None = None,
-                     sparsity: float = SEED_SPARSITY) -> list[tuple[RunConfig, int]]:
-    """The core methods (None: `CORE_METHODS`) at `sparsity` and the profile's budget, each with its control."""
+                     sparsity: float = SEED_SPARSITY, dataset: str = "nyuv2") -> list[tuple[RunConfig, int]]:
+    """The core methods (None: `CORE_METHODS`) at `sparsity` and the profile's budget, each with its control, on
+    `dataset` (a registered multi-task dataset)."""
     methods = list(methods) if methods is not None else list(CORE_METHODS)
-    return with_controls(pruning_grid(profile, methods, [sparsity], _seeds(profile, seeds), extra_seeds=[]))
+    return with_controls(pruning_grid(profile, methods, [sparsity], _seeds(profile, seeds), extra_seeds=[],
+                                      overrides=dataset_overrides(dataset)))
 
 
-def cause_pairs(profile: str, seeds: Iterable[int] | None = None,
-                sparsity: float = SEED_SPARSITY) -> list[tuple[str, RunConfig, int]]:
+def cause_pairs(profile: str, seeds: Iterable[int] | None = None, sparsity: float = SEED_SPARSITY,
+                dataset: str = "nyuv2") -> list[tuple[str, RunConfig, int]]:
     """AdapMTL and the variants that each remove one of its ingredients (adaptive weighting, per-component thresholds)."""
-    return variant_pairs(profile, sparsity, _seeds(profile, seeds), CAUSES)
+    return variant_pairs(profile, sparsity, _seeds(profile, seeds), CAUSES, dataset_overrides(dataset))
 
 
 def paper_pairs(profile: str, seeds: Iterable[int] | None = None,
@@ -70,12 +81,12 @@ def paper_pairs(profile: str, seeds: Iterable[int] | None = None,
     return rows + variant_pairs(profile, sparsity, _seeds(profile, seeds), {glob: CAUSES[glob]})
 
 
-def hard_mask_pairs(profile: str, seeds: Iterable[int] | None = None,
-                    sparsity: float = SEED_SPARSITY) -> list[tuple[str, RunConfig, int]]:
+def hard_mask_pairs(profile: str, seeds: Iterable[int] | None = None, sparsity: float = SEED_SPARSITY,
+                    dataset: str = "nyuv2") -> list[tuple[str, RunConfig, int]]:
     """The hard-mask control: magnitude masks at AdapMTL's learned per-component sparsity (mean over `seeds` of its
     completed runs, rounded to 1e-4), with the same sparse phase. Needs those AdapMTL runs to be complete."""
     seeds = _seeds(profile, seeds)
-    ours = make_config(profile, "adapmtl", sparsity)
+    ours = make_config(profile, "adapmtl", sparsity, overrides=dataset_overrides(dataset))
     missing = [s for s in seeds if not store.is_complete(ours.run_id, s)]
     if missing:
         raise ValueError(f"the hard-mask control needs AdapMTL's runs at seeds {missing} first ({ours.run_id}); "
@@ -85,23 +96,24 @@ def hard_mask_pairs(profile: str, seeds: Iterable[int] | None = None,
         for c, v in store.cached(ours.run_id, s, SUMMARY_KEYS)["sparsity"]["components"].items():
             comps.setdefault(c, []).append(v)
     allocation = {c: round(sum(v) / len(v), 4) for c, v in comps.items()}
-    cfg = make_config(profile, "magnitude_component", sparsity, method_params=allocation)
+    cfg = make_config(profile, "magnitude_component", sparsity, method_params=allocation,
+                      overrides=dataset_overrides(dataset))
     return [(HARD_MASK, cfg, s) for s in seeds]
 
 
 TUNED = "AdapMTL, static weights tuned on validation"
 
 
-def weighting_candidates(profile: str, seeds: Iterable[int] | None = None,
-                         sparsity: float = SEED_SPARSITY) -> list[tuple[str, RunConfig, int]]:
+def weighting_candidates(profile: str, seeds: Iterable[int] | None = None, sparsity: float = SEED_SPARSITY,
+                         dataset: str = "nyuv2") -> list[tuple[str, RunConfig, int]]:
     """AdapMTL with static task weights: equal, and each task emphasised (twice the others' weight, normalised), the
     grid `tuned_weighting` chooses from on the validation split."""
-    base = make_config(profile, "adapmtl", sparsity)
+    base = make_config(profile, "adapmtl", sparsity, overrides=dataset_overrides(dataset))
     variants = {"static: equal": {"method": "adapmtl", "weighting": "equal"}}
     for task in base.tasks:
         variants[f"static: {task} ×2"] = {"method": "adapmtl", "weighting": "static",
                                            "weighting_params": {"emphasis": task}}
-    return variant_pairs(profile, sparsity, _seeds(profile, seeds), variants)
+    return variant_pairs(profile, sparsity, _seeds(profile, seeds), variants, dataset_overrides(dataset))
 
 
 def validation_score(cfg: RunConfig, seed: int) -> float:

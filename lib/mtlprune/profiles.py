@@ -104,11 +104,42 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
 # standard: exactly quick's runs (the same ids: its cache is shared), over every method, level and ablation
 PROFILE_SETTINGS["standard"] = PROFILE_SETTINGS["quick"]
 
+# A dataset other than NYU-v2 changes what its data and tasks need on top of a profile (explicit values again).
+# Tiny-Taskonomy: generated buildings of square 32x32 views (the release is 512x512; the papers crop 224 of 256), the
+# same model and schedule as NYU-v2's quick profile except the dense reference's length, chosen by the same plateau
+# criterion (the chapter shows it per seed). The full profile reads the real release (see data/README.md).
+DATASET_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "nyuv2": {},
+    "taskonomy": {
+        "smoke": {"data.dataset": "taskonomy", "tasks": ("semseg", "normal", "depth", "keypoints", "edges"),
+                  "data.synthetic.n_train": 25, "data.synthetic.n_test": 5, "data.synthetic.height": 24,
+                  "data.synthetic.width": 24},
+        "quick": {"data.dataset": "taskonomy", "tasks": ("semseg", "normal", "depth", "keypoints", "edges"),
+                  "data.synthetic.n_train": 600, "data.synthetic.n_test": 100, "data.synthetic.height": 32,
+                  "data.synthetic.width": 32, "train.iterations": 800},
+        "full": {"data.dataset": "taskonomy", "tasks": ("semseg", "normal", "depth", "keypoints", "edges"),
+                 "data.synthetic": None, "train.iterations": 100000, "train.lr": 1e-4, "train.lr_step": 0.12,
+                 "train.lr_gamma": 0.3},  # DiSparse/AdapMTL's Taskonomy recipe (adapmtl.md §1.6)
+    },
+}
+DATASET_SETTINGS["taskonomy"]["standard"] = DATASET_SETTINGS["taskonomy"]["quick"]
 
-def _base(profile: str) -> RunConfig:
+
+def dataset_overrides(dataset: str) -> dict[str, Any]:
+    """The override that selects a dataset (none for NYU-v2, so its configs and ids are exactly the profile's)."""
+    from .datasets import DATASETS
+
+    if dataset not in DATASETS.names():
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS.names())}")
+    return {} if dataset == "nyuv2" else {"data.dataset": dataset}
+
+
+def _base(profile: str, dataset: str = "nyuv2") -> RunConfig:
     if profile not in PROFILE_SETTINGS:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
-    return with_overrides(RunConfig(), PROFILE_SETTINGS[profile])
+    if dataset not in DATASET_SETTINGS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASET_SETTINGS)}")
+    return with_overrides(RunConfig(), {**PROFILE_SETTINGS[profile], **DATASET_SETTINGS[dataset].get(profile, {})})
 
 
 def make_config(profile: str, method: str = "dense", sparsity: float = 0.0, *,
@@ -121,7 +152,8 @@ def make_config(profile: str, method: str = "dense", sparsity: float = 0.0, *,
     `sparse_overrides` change the pruned run only (e.g. its weight decay), never the dense reference it starts from."""
     from .validate import validate  # late import: validate needs the registries, which need config
 
-    dense = with_overrides(_base(profile), overrides or {})
+    dataset = (overrides or {}).get("data.dataset", "nyuv2")  # a dataset brings its settings for the profile
+    dense = with_overrides(_base(profile, dataset), overrides or {})
     if method == "dense":
         if sparse_overrides:
             raise ValueError("sparse_overrides apply to pruned runs only; use overrides for the dense reference")
@@ -129,7 +161,7 @@ def make_config(profile: str, method: str = "dense", sparsity: float = 0.0, *,
                                                    params=freeze_params(method_params)))
     else:
         # user overrides win over the sparse-phase defaults (and apply to the dense run too)
-        sparse = with_overrides(with_overrides(_base(profile), SPARSE_PHASE[profile]), overrides or {})
+        sparse = with_overrides(with_overrides(_base(profile, dataset), SPARSE_PHASE[profile]), overrides or {})
         sparse = with_overrides(sparse, sparse_overrides or {})
         cfg = replace(sparse, pruning=PruningConfig(method=method, sparsity=sparsity,
                                                     params=freeze_params(method_params)), dense=dense)
@@ -144,5 +176,5 @@ def make_config(profile: str, method: str = "dense", sparsity: float = 0.0, *,
     return cfg
 
 
-def generator_spec(profile: str) -> RoomsSpec | None:
-    return _base(profile).data.synthetic
+def generator_spec(profile: str, dataset: str = "nyuv2") -> RoomsSpec | None:
+    return _base(profile, dataset).data.synthetic

@@ -14,7 +14,7 @@ from .grids import (VARIANT_KEYS, ablation_group_pairs, ablation_pairs, check_se
                     dense_config, pruning_grid, sensitivity_pairs, variant_pairs)
 from .results import (histories, histories_of, labelled_histories, labelled_summaries, layer_sparsity_of,
                       load_trained_model, summaries_of)
-from .tables import (ablation_table, describe, metric_summary, paper_beside_ours, paper_reference, paper_table,
+from .tables import (ablation_table, dataset_table, describe, metric_summary, paper_beside_ours, paper_reference, paper_table,
                      sensitivity_table, show, size_table, sparsity_levels_table)
 
 __all__ = [
@@ -22,6 +22,6 @@ __all__ = [
     "glue_rows", "glue_value", "VARIANT_KEYS", "ablation_group_pairs", "ablation_pairs", "check_seeds",
     "check_sparsities", "default_seeds", "dense_config", "pruning_grid", "sensitivity_pairs", "variant_pairs",
     "histories", "histories_of", "labelled_histories", "labelled_summaries", "layer_sparsity_of", "load_trained_model",
-    "summaries_of", "ablation_table", "describe", "metric_summary", "paper_beside_ours", "paper_reference",
+    "summaries_of", "ablation_table", "dataset_table", "describe", "metric_summary", "paper_beside_ours", "paper_reference",
     "paper_table", "size_table", "sensitivity_table", "sparsity_levels_table", "show",
 ]

@@ -194,3 +194,19 @@ def paper_reference(columns: Iterable[str] | None = PAPER_COLUMNS) -> pd.DataFra
     if columns is not None:
         out.index = pd.Index([_paper_label(i) for i in out.index], name="method")
     return _headline(out, columns)
+
+
+def dataset_table(dataset: str) -> pd.DataFrame:
+    """The tasks of a registered dataset as the model, the losses and the metrics read them (`tasks`, `datasets`)."""
+    from .datasets import dataset_spec
+    from .tasks import task_spec
+
+    rows = []
+    for t in dataset_spec(dataset).tasks:
+        spec = task_spec(t)
+        loss = getattr(spec.loss, "func", spec.loss).__name__.removesuffix("_loss")
+        rows.append({"task": t, "what it predicts": spec.title, "head outputs": spec.channels, "loss": loss,
+                     "metrics (↑ higher / ↓ lower is better)": ", ".join(f"{m} {'↑' if s > 0 else '↓'}"
+                                                                           for m, s in spec.metrics),
+                     "ranked by": spec.primary})
+    return pd.DataFrame(rows)

@@ -6,18 +6,21 @@ A spec says what the task's head predicts (its output channels and the activatio
 and the primary one the book ranks by), how its ground truth follows a horizontal flip of the image (mirrored, and
 optionally a sign per channel: a normal's x component changes sign), and what a constant predictor fitted on the
 training split predicts (the collapse baseline, `evidence.chance_metrics`). NYU-v2's three tasks are registered here,
-in the order of the AdapMTL table (seg, normal, depth).
+in the order of the AdapMTL table (seg, normal, depth), then Tiny-Taskonomy's 17-class segmentation, keypoints and
+edges (it shares normal and depth).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from . import losses
-from .metrics import METRICS, NUM_CLASSES, DepthMeter, Meter, NormalMeter, SegMeter
+from .data.taskonomy import NUM_SEG_CLASSES
+from .metrics import METRICS, NUM_CLASSES, DepthMeter, L1Meter, Meter, NormalMeter, SegMeter
 from .models.multitask import unit_vectors
 from .registry import Registry
 
@@ -56,10 +59,9 @@ def task_spec(name: str) -> TaskSpec:
     return TASKS.get(name)
 
 
-def _majority_class(train: dict[str, torch.Tensor]) -> Constant:
-    labels = train["label"][train["label"] >= 0]
+def _majority_class(train: dict[str, torch.Tensor], key: str = "label", classes: int = NUM_CLASSES) -> Constant:
+    labels = train[key][train[key] >= 0]
     majority = int(torch.bincount(labels.reshape(-1)).argmax())
-    classes = int(train["label"].max()) + 1
 
     def predict(b: int, h: int, w: int) -> torch.Tensor:
         seg = torch.zeros(b, classes, h, w)
@@ -85,6 +87,27 @@ register(TaskSpec("normal", "Surface normals", "normal", 3, tuple(METRICS["norma
                   flip_sign=(-1.0, 1.0, 1.0)))
 register(TaskSpec("depth", "Depth", "depth", 1, tuple(METRICS["depth"]), "abs_err", losses.depth_loss, DepthMeter,
                   _mean_depth, "#0072b2"))
+
+
+def _mean_map(key: str) -> Callable[[dict[str, torch.Tensor]], Constant]:
+    def fit(train: dict[str, torch.Tensor]) -> Constant:
+        value = float(train[key].mean())
+        return lambda b, h, w: torch.full((b, 1, h, w), value)
+    return fit
+
+
+# Tiny-Taskonomy's two further tasks and its 17-class segmentation (`data.taskonomy`); normal and depth are shared with
+# NYU-v2 (the same heads, losses and metrics: the loader decodes them to the same conventions).
+register(TaskSpec("semseg", "Semantic segmentation (17 classes)", "semseg", NUM_SEG_CLASSES, (("miou", 1), ("pixacc", 1)),
+                  "miou", functools.partial(losses.seg_loss, key="semseg"),
+                  functools.partial(SegMeter, NUM_SEG_CLASSES, "semseg"),
+                  functools.partial(_majority_class, key="semseg", classes=NUM_SEG_CLASSES), "#d55e00"))
+register(TaskSpec("keypoints", "2D keypoints", "keypoints", 1, (("abs_err", -1),), "abs_err",
+                  functools.partial(losses.l1_loss, key="keypoints"), functools.partial(L1Meter, "keypoints"),
+                  _mean_map("keypoints"), "#cc79a7"))
+register(TaskSpec("edges", "Texture edges", "edges", 1, (("abs_err", -1),), "abs_err",
+                  functools.partial(losses.l1_loss, key="edges"), functools.partial(L1Meter, "edges"),
+                  _mean_map("edges"), "#56b4e9"))
 
 
 def primary() -> dict[str, str]:
