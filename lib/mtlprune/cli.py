@@ -66,11 +66,15 @@ def _generate(profile: str, spec, ensure, release: str, describe, progress: bool
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .profiles import generator_spec
-    from .data.loading import ensure_data
+    from functools import partial
 
-    return _generate(args.profile, generator_spec(args.profile), ensure_data, "NYU-v2",
-                     lambda s: f"{s.n_train} train + {s.n_test} test scenes at {s.height}x{s.width}",
+    from .data.loading import ensure_data
+    from .datasets import dataset_spec
+    from .profiles import generator_spec
+
+    return _generate(args.profile, generator_spec(args.profile, args.dataset),
+                     partial(ensure_data, dataset=args.dataset), dataset_spec(args.dataset).title,
+                     lambda s: f"{s.n_train} train + {s.n_test} test views at {s.height}x{s.width}",
                      not args.no_progress)
 
 
@@ -161,8 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_run)
 
-    g = sub.add_parser("generate", help="write the generated NYU-like dataset of a profile")
+    g = sub.add_parser("generate", help="write the generated dataset of a profile (NYU-v2 rooms or Taskonomy "
+                                        "buildings, in the release's layout)")
     g.add_argument("--profile", choices=PROFILES, default="quick")
+    g.add_argument("--dataset", choices=DATASETS.names(), default="nyuv2",
+                   help="a registered multi-task dataset (default nyuv2)")
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_generate)
 

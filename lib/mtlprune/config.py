@@ -63,6 +63,9 @@ class TrainConfig:
     # contiguous | channels_last: the layout of the weights and images (speed only, but the convolution kernels round
     # differently, so it is part of the run id)
     memory_format: str = "contiguous"
+    # CPU threads of the run (0: the process's); part of the id because the thread count changes float rounding. A
+    # profile that pins fewer threads than the machine has cores gets its runs packed side by side (`executors`).
+    threads: int = 0
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ SCHEMA = 4  # 1: canonical configs with defaults omitted; 2: fully resolved conf
 # only when it differs from that value. A run at the introduction value computes what it did before the field existed,
 # so it keeps its id; any other value (a later default included: the comparison is with this literal, not with the
 # live default) changes the id.
-INTRODUCED: dict[tuple[str, ...], Any] = {("data", "dataset"): "nyuv2"}
+INTRODUCED: dict[tuple[str, ...], Any] = {("data", "dataset"): "nyuv2", ("train", "threads"): 0}
 
 
 def resolved(cfg: Any) -> dict[str, Any]:

@@ -12,8 +12,12 @@ import torch.nn.functional as F
 IGNORE_INDEX = -1
 
 
-def seg_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor], key: str = "label") -> torch.Tensor:
-    return F.cross_entropy(pred.float(), batch[key], ignore_index=IGNORE_INDEX)
+def seg_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor], key: str = "label",
+             class_weights: str | None = None) -> torch.Tensor:
+    """Cross-entropy on labelled pixels; `class_weights` names a batch entry of per-sample class weights (N, C),
+    identical rows, e.g. Taskonomy's prior factor: then the loss is the weighted mean over pixels, as torch's."""
+    weight = batch[class_weights][0] if class_weights is not None else None
+    return F.cross_entropy(pred.float(), batch[key], weight=weight, ignore_index=IGNORE_INDEX)
 
 
 # Means over the valid pixels as masked sums (no boolean indexing: it synchronises on a nonzero() and gathers)

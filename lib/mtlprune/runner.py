@@ -25,6 +25,7 @@ from .pruning.base import snapshot_steps
 from .pruning.masks import export_sparse, plain_state_dict
 from .sparsity import component_sparsity, sparsity_report
 from .store import check_finite, load_state, rerun_fix
+from .executors import pinned_threads
 from .train import Runtime, evaluate, fit, iterate_batches, pick_device, seed_everything
 from .validate import validate
 from .weighting import build_weighting
@@ -49,8 +50,11 @@ def run(cfg: RunConfig, seed: int = 0, runtime: Runtime = Runtime(), profile: st
     if store.is_complete(cfg.run_id, seed):
         return store.cached(cfg.run_id, seed, SUMMARY_KEYS)
     dense_summary = run(cfg.dense, seed, runtime, profile) if cfg.dense is not None else None
-    return store.execute(cfg.run_id, seed, SUMMARY_KEYS,
-                         lambda out: _train_and_summarize(cfg, seed, runtime, profile, out, dense_summary))
+    def train(out: Path) -> dict[str, Any]:
+        with pinned_threads(cfg.train.threads):  # the config's thread count, whatever process computes it
+            return _train_and_summarize(cfg, seed, runtime, profile, out, dense_summary)
+
+    return store.execute(cfg.run_id, seed, SUMMARY_KEYS, train)
 
 
 def _train_and_summarize(cfg: RunConfig, seed: int, runtime: Runtime, profile: str | None, out: Path,
@@ -138,6 +142,14 @@ def _log_row(cfg: RunConfig, summary: dict[str, Any]) -> dict[str, Any]:
             "Δ_T": summary["delta_t"]["mean"]}
 
 
+def _prepare(cfg: RunConfig) -> None:
+    """What packed runs share, made once before they start: the generated dataset."""
+    from .data.loading import ensure_data
+
+    ensure_data(cfg.data.synthetic, progress=False, dataset=cfg.data.dataset)
+
+
 RUN_KINDS[RunConfig] = RunKind(
     run=lambda cfg, seed, progress, profile: run(cfg, seed, Runtime(progress=progress), profile=profile),
-    row=_log_row, depends=lambda cfg: [cfg.dense] if cfg.dense is not None else [])
+    row=_log_row, depends=lambda cfg: [cfg.dense] if cfg.dense is not None else [],
+    threads=lambda cfg: cfg.train.threads, prepare=_prepare)

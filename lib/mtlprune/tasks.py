@@ -99,7 +99,7 @@ def _mean_map(key: str) -> Callable[[dict[str, torch.Tensor]], Constant]:
 # Tiny-Taskonomy's two further tasks and its 17-class segmentation (`data.taskonomy`); normal and depth are shared with
 # NYU-v2 (the same heads, losses and metrics: the loader decodes them to the same conventions).
 register(TaskSpec("semseg", "Semantic segmentation (17 classes)", "semseg", NUM_SEG_CLASSES, (("miou", 1), ("pixacc", 1)),
-                  "miou", functools.partial(losses.seg_loss, key="semseg"),
+                  "miou", functools.partial(losses.seg_loss, key="semseg", class_weights="semseg_prior"),
                   functools.partial(SegMeter, NUM_SEG_CLASSES, "semseg"),
                   functools.partial(_majority_class, key="semseg", classes=NUM_SEG_CLASSES), "#d55e00"))
 register(TaskSpec("keypoints", "2D keypoints", "keypoints", 1, (("abs_err", -1),), "abs_err",

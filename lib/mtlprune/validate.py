@@ -51,6 +51,8 @@ def validate(cfg: RunConfig) -> None:
         (t.precision in ("float32", "bf16"), f"train.precision {t.precision!r} unknown; valid: float32, bf16"),
         (t.memory_format in MEMORY_FORMATS,
          f"train.memory_format {t.memory_format!r} unknown; valid: {', '.join(MEMORY_FORMATS)}"),
+        (isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads >= 0,
+         f"train.threads must be an integer >= 0 (0: the process's threads), got {t.threads!r}"),
         (0 < t.lr_step <= 1, f"train.lr_step must be in (0, 1], got {t.lr_step}"),
         (0 < t.lr_gamma <= 1, f"train.lr_gamma must be in (0, 1], got {t.lr_gamma}"),
         (m.width >= 1, f"model.width must be an integer >= 1, got {m.width}"),

@@ -16,6 +16,10 @@ Decoding (what the tasks see), with the release's conventions and the choices wh
   (|‖n‖ − 1| > 0.25, e.g. the release's black no-data pixels) is invalid (0, 0, 0).
 - depth_zbuffer: metres = v / 512; valid where v < 2¹³ (16 m), the mask of the common Taskonomy loaders; the no-reading
   value 65535 falls outside it. Invalid depth is 0, as in the NYU-v2 layout.
+- the segmentation loss is cross-entropy weighted per class by `semseg_prior_factor.npy` (17 weights) as in
+  AdaShare/DiSparse/AdapMTL; the file is read from the root when present (the one those repositories ship), else
+  computed from the train buildings' label histogram p as w_c ∝ 1 / ((1 − λ)·p_c + λ/17), λ = 0.5, E_p[w] = 1 (the
+  generator writes it this way). Every sample carries the 17 weights (`semseg_prior`), so the loss needs no state.
 - keypoints2d: (v − 50) / 100; edge_texture: (v − 718) / 1070: the per-domain standardisation of the common Taskonomy
   loaders, so both targets are of unit scale. Their metric is the mean absolute error in these units.
 
@@ -63,6 +67,8 @@ NUM_SEG_CLASSES = len(SEG_CLASSES)  # 17
 SEG_UNLABELLED = 255
 DEPTH_UNITS = 512.0  # values per metre
 DEPTH_VALID_BELOW = 2 ** 13
+PRIOR_FILE = "semseg_prior_factor.npy"  # AdaShare/DiSparse's class weights of the segmentation loss, next to the domains
+PRIOR_MIX = 0.5  # λ of the rebalancing weights w_c ∝ 1 / ((1 − λ)·p_c + λ/17), normalised so E_p[w] = 1
 STANDARDISE = {"keypoints2d": (50.0, 100.0), "edge_texture": (718.0, 1070.0)}  # (shift, scale) of the 16-bit values
 # Generated: 16-bit gains of the image-derived domains (edge strength and Hessian response of a [0, 1] grey image)
 _EDGE_GAIN = 48000.0
@@ -186,6 +192,7 @@ def generate(spec: RoomsSpec, root: Path, workers: int | None = None, progress: 
             _render_one(job)
             bar.update()
     bar.close()
+    np.save(tmp / PRIOR_FILE, prior_factor(_train_histogram(tmp, generated_data_fix(root))))
     (tmp / "meta.json").write_text(json.dumps({"generator": "mtlprune.data.taskonomy", "spec": asdict(spec),
                                                "views_per_building": counts, "classes": list(SEG_CLASSES)},
                                               indent=2))
@@ -249,13 +256,14 @@ def decode_view(files: dict[str, Path], fix: str) -> dict[str, np.ndarray]:
     return out
 
 
-def load_split(root: Path, split: str, fix: str | None = None) -> dict[str, torch.Tensor]:
-    """Every view of the split's buildings in memory: image (N,3,H,W), semseg (N,H,W) long (-1 ignored), normal
-    (N,3,H,W), depth (N,1,H,W) metres (0 invalid), keypoints and edges (N,1,H,W) standardised."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid: {sorted(SPLITS)}")
-    root = Path(root)
-    fix = fix or real_data_fix(root)
+def prior_factor(histogram: np.ndarray, mix: float = PRIOR_MIX) -> np.ndarray:
+    """Class weights from a label histogram: w_c ∝ 1 / ((1 − λ)·p_c + λ/C), normalised so that Σ p_c·w_c = 1."""
+    p = histogram / max(histogram.sum(), 1)
+    w = 1.0 / ((1 - mix) * p + mix / len(p))
+    return (w / (p * w).sum()).astype(np.float32)
+
+
+def _views(root: Path, split: str, fix: str) -> list[dict[str, Path]]:
     views = []
     for building in SPLITS[split]:
         folder = root / "rgb" / "taskonomy" / building
@@ -268,6 +276,41 @@ def load_split(root: Path, split: str, fix: str | None = None) -> dict[str, torc
                             f"  Fix: {fix}")
         for stem in stems:
             views.append({d: root / d / "taskonomy" / building / f"{stem}_domain_{f}.png" for d, f in DOMAINS.items()})
+    return views
+
+
+def _train_histogram(root: Path, fix: str) -> np.ndarray:
+    hist = np.zeros(NUM_SEG_CLASSES, dtype=np.float64)
+    for view in _views(root, "train", fix):
+        seg = _read_png(view["segment_semantic"], np.uint8, 1, fix)
+        hist += np.bincount(seg[seg < NUM_SEG_CLASSES].ravel(), minlength=NUM_SEG_CLASSES)[:NUM_SEG_CLASSES]
+    return hist
+
+
+def class_weights(root: Path, fix: str) -> np.ndarray:
+    """The segmentation loss's 17 class weights: the root's `semseg_prior_factor.npy`, else computed from train."""
+    path = Path(root) / PRIOR_FILE
+    if not path.exists():
+        return prior_factor(_train_histogram(Path(root), fix))
+    try:
+        w = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same actionable message
+        raise DataError(f"malformed Tiny-Taskonomy file {path}: {type(exc).__name__}: {exc}.\n  Fix: {fix}") from None
+    if w.shape != (NUM_SEG_CLASSES,) or not np.all(np.isfinite(w)) or (w < 0).any():
+        raise DataError(f"malformed Tiny-Taskonomy file {path}: expected {NUM_SEG_CLASSES} finite non-negative "
+                        f"class weights, got shape {w.shape}.\n  Fix: {fix}")
+    return w.astype(np.float32)
+
+
+def load_split(root: Path, split: str, fix: str | None = None) -> dict[str, torch.Tensor]:
+    """Every view of the split's buildings in memory: image (N,3,H,W), semseg (N,H,W) long (-1 ignored), normal
+    (N,3,H,W), depth (N,1,H,W) metres (0 invalid), keypoints and edges (N,1,H,W) standardised, and the loss's class
+    weights repeated per sample, semseg_prior (N,17)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {sorted(SPLITS)}")
+    root = Path(root)
+    fix = fix or real_data_fix(root)
+    views = _views(root, split, fix)
     decoded = [decode_view(v, fix) for v in views]
     sizes = {d["image"].shape[:2] for d in decoded}
     if len(sizes) != 1:
@@ -278,4 +321,5 @@ def load_split(root: Path, split: str, fix: str | None = None) -> dict[str, torc
     return {"image": as_nchw("image"),
             "semseg": torch.from_numpy(np.ascontiguousarray(np.stack([d["semseg"] for d in decoded]))),
             "normal": as_nchw("normal"), "depth": as_nchw("depth"),
-            "keypoints": as_nchw("keypoints"), "edges": as_nchw("edges")}
+            "keypoints": as_nchw("keypoints"), "edges": as_nchw("edges"),
+            "semseg_prior": torch.from_numpy(class_weights(root, fix)).expand(len(decoded), -1).contiguous()}
