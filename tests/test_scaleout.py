@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from mtlprune import bundles, paths, study
+from mtlprune import bundles, paths, plan, study
 from mtlprune.errors import GridError
 
 GRID = dict(profile="smoke", methods=["magnitude_global", "random"], sparsities=[0.9], seeds=[0], extra_seeds=[])
@@ -81,6 +81,30 @@ def test_local_packs_runs_that_pin_their_threads_with_the_same_numbers(store, mo
     for cfg, _ in pairs:
         alone = json.loads((paths.seed_dir(cfg.run_id, 0) / "summary.json").read_text())
         assert alone["accuracy"] == packed[cfg.run_id]["accuracy"]
+
+
+def test_packed_multitask_runs_match_one_by_one_runs(store, monkeypatch):
+    """Multi-task runs that pin their threads (Taskonomy's profiles: 1) are packed too, dense references first, and
+    give the same numbers as the same runs one after another."""
+    import os
+
+    from mtlprune.executors import Job, packing
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    pairs = plan.comparison_pairs("smoke", ["adapmtl", "magnitude_global"], [0, 1], 0.9, dataset="taskonomy")
+    assert all(cfg.train.threads == 1 for cfg, _ in pairs)
+    assert packing([Job(cfg, s, "smoke") for cfg, s in pairs]) == 2
+    log = study.run_pairs(pairs, profile="smoke", progress=False, executor="local")
+    assert all(st.startswith("trained") for st in log["status"])
+    packed = {(cfg.run_id, s): json.loads((paths.seed_dir(cfg.run_id, s) / "summary.json").read_text())
+              for cfg, s in pairs}
+    assert {p["env"]["threads"] for p in packed.values()} == {1}
+    monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / "one_by_one"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # no room to pack
+    study.run_pairs(pairs, profile="smoke", progress=False, executor="local")
+    for (rid, s), summary in packed.items():
+        alone = json.loads((paths.seed_dir(rid, s) / "summary.json").read_text())
+        assert alone["metrics"] == summary["metrics"] and alone["sparsity"] == summary["sparsity"]
 
 
 def test_a_failed_run_is_reported_and_the_others_are_kept(store):
