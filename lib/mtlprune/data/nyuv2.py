@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm  # plain text bars: no widget output in executed notebooks
 
 from .rooms import NYU13_CLASSES, SceneParams, render_scene
+from .writing import regenerate_fix, write_dataset
 
 NUM_CLASSES = len(NYU13_CLASSES)
 MODALITIES = ("image", "label", "depth", "normal")
@@ -76,33 +74,17 @@ def _render_one(args: tuple[RoomsSpec, int, int, str]) -> None:
 
 def generate(spec: RoomsSpec, root: Path, workers: int | None = None, progress: bool = True) -> Path:
     """Write a generated dataset to `root` atomically (a temporary folder renamed at the end). Returns `root`."""
-    root = Path(root)
-    if (root / "meta.json").exists():
-        return root
-    tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    jobs = []
-    for split_code, (folder, n) in enumerate((("train", spec.n_train), ("val", spec.n_test))):
-        for name in MODALITIES:
-            (tmp / folder / name).mkdir(parents=True, exist_ok=True)
-        jobs += [(spec, split_code, i, str(tmp / folder)) for i in range(n)]
-    workers = workers or min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=len(jobs), desc=f"generating {root.name}", unit="scene", disable=not progress)
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            for _ in pool.imap_unordered(_render_one, jobs, chunksize=16):
-                bar.update()
-    else:
-        for job in jobs:
-            _render_one(job)
-            bar.update()
-    bar.close()
-    (tmp / "meta.json").write_text(json.dumps({"generator": "mtlprune.data.rooms", "spec": asdict(spec),
-                                               "classes": list(NYU13_CLASSES)}, indent=2))
-    root.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(root, ignore_errors=True)  # a half-written folder without meta.json
-    tmp.rename(root)
-    return root
+    def jobs(tmp: Path) -> list[tuple[RoomsSpec, int, int, str]]:
+        out = []
+        for split_code, (folder, n) in enumerate((("train", spec.n_train), ("val", spec.n_test))):
+            for name in MODALITIES:
+                (tmp / folder / name).mkdir(parents=True, exist_ok=True)
+            out += [(spec, split_code, i, str(tmp / folder)) for i in range(n)]
+        return out
+
+    return write_dataset(root, jobs, _render_one, lambda tmp: {"generator": "mtlprune.data.rooms",
+                                                               "spec": asdict(spec), "classes": list(NYU13_CLASSES)},
+                         "scene", workers, progress)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -115,9 +97,7 @@ def real_data_fix(root: Path) -> str:
 
 
 def generated_data_fix(root: Path) -> str:
-    # `generate` is a no-op once meta.json exists, so the fix for a damaged generated dataset is to remove it
-    return (f"This is a generated dataset: delete it and it is written again (deterministically) on the next run or "
-            f"`python -m mtlprune generate`: rm -r '{root}'")
+    return regenerate_fix(root, "python -m mtlprune generate")
 
 
 def _missing(root: Path, what: str, fix: str) -> DataError:

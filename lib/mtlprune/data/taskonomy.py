@@ -34,19 +34,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
-import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm  # plain text bars: no widget output in executed notebooks
 
 from .nyuv2 import DataError, RoomsSpec
 from .rooms import CLS, render_scene
+from .writing import regenerate_fix, write_dataset
 
 # The tiny split (Taskonomy's splits for the "tiny" subset): 25 / 5 / 5 buildings.
 SPLITS: dict[str, tuple[str, ...]] = {
@@ -167,39 +164,25 @@ def _render_one(args: tuple[RoomsSpec, int, str, int, str]) -> None:
 
 def generate(spec: RoomsSpec, root: Path, workers: int | None = None, progress: bool = True) -> Path:
     """Write generated buildings in the release's layout to `root`, atomically (a temporary folder renamed)."""
-    root = Path(root)
-    if (root / "meta.json").exists():
-        return root
-    tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     counts = views_per_building(spec)
     everyone = [b for buildings in SPLITS.values() for b in buildings]
-    jobs = []
-    for split, buildings in SPLITS.items():
-        for building in buildings:
-            b_index = everyone.index(building)  # the building's own random streams, whatever the split sizes
-            for domain in DOMAINS:
-                (tmp / domain / "taskonomy" / building).mkdir(parents=True, exist_ok=True)
-            jobs += [(spec, b_index, building, p, str(tmp)) for p in range(counts[split])]
-    workers = workers or min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=len(jobs), desc=f"generating {root.name}", unit="view", disable=not progress)
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            for _ in pool.imap_unordered(_render_one, jobs, chunksize=16):
-                bar.update()
-    else:
-        for job in jobs:
-            _render_one(job)
-            bar.update()
-    bar.close()
-    np.save(tmp / PRIOR_FILE, prior_factor(_train_histogram(tmp, generated_data_fix(root))))
-    (tmp / "meta.json").write_text(json.dumps({"generator": "mtlprune.data.taskonomy", "spec": asdict(spec),
-                                               "views_per_building": counts, "classes": list(SEG_CLASSES)},
-                                              indent=2))
-    root.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
-    return root
+
+    def jobs(tmp: Path) -> list[tuple[RoomsSpec, int, str, int, str]]:
+        out = []
+        for split, buildings in SPLITS.items():
+            for building in buildings:
+                for domain in DOMAINS:
+                    (tmp / domain / "taskonomy" / building).mkdir(parents=True, exist_ok=True)
+                # the building's own random streams, whatever the split sizes
+                out += [(spec, everyone.index(building), building, p, str(tmp)) for p in range(counts[split])]
+        return out
+
+    def meta(tmp: Path) -> dict:
+        np.save(tmp / PRIOR_FILE, prior_factor(_train_histogram(tmp, generated_data_fix(root))))
+        return {"generator": "mtlprune.data.taskonomy", "spec": asdict(spec), "views_per_building": counts,
+                "classes": list(SEG_CLASSES)}
+
+    return write_dataset(root, jobs, _render_one, meta, "view", workers, progress)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -212,8 +195,7 @@ def real_data_fix(root: Path) -> str:
 
 
 def generated_data_fix(root: Path) -> str:
-    return (f"This is a generated dataset: delete it and it is written again (deterministically) on the next run: "
-            f"rm -r '{root}'")
+    return regenerate_fix(root, "python -m mtlprune generate --dataset taskonomy")
 
 
 def _read_png(path: Path, dtype: type, channels: int, fix: str) -> np.ndarray:
