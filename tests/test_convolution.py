@@ -81,3 +81,15 @@ def test_every_layer_of_the_multitask_model_gets_float64_gradients(profile):
     assert len(errors) > 10
     worst = max(errors, key=errors.get)
     assert errors[worst] < 1e-3, f"{worst}: relative error {errors[worst]:.1e} against float64"
+
+
+def test_only_models_that_take_the_routed_path_change_their_ids():
+    """The routed layers compute other (correct) gradients, so runs of models that have one are salted with the
+    revision (identity.REVISIONS); models without one (quick, full) keep their ids."""
+    from mtlprune import identity
+
+    smoke, quick = make_config("smoke", "adapmtl", 0.9), make_config("quick", "adapmtl", 0.9)
+    assert identity.resolved(smoke)["revisions"] == {"pointwise_stride": 2}
+    assert identity.resolved(smoke)["dense"]["revisions"] == {"pointwise_stride": 2}
+    assert "revisions" not in identity.resolved(quick)
+    assert "revisions" in identity.resolved(make_config("quick", overrides={"model.width": 8}))

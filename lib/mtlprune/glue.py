@@ -46,6 +46,13 @@ def glue_budget(stability: pd.DataFrame, chosen: int | None, profile: str) -> No
     glue_value("budget_ties", len(r["ties"]))
 
 
+def glue_plateau(plateaus: pd.DataFrame, cfg: Any, prefix: str) -> None:
+    """Glue a dense reference's plateau reading (`evidence.plateau_table`): `<prefix>_plateau_holds` ("k of n" seeds)
+    and `<prefix>_iterations`."""
+    glue_value(f"{prefix}_plateau_holds", f"{(plateaus.iloc[:, -1] == 'yes').sum()} of {len(plateaus)}")
+    glue_value(f"{prefix}_iterations", cfg.train.iterations)
+
+
 def glue_board(board: pd.DataFrame, prefix: str) -> None:
     """Glue a leaderboard (`evidence.comparison_table`): `<prefix>_ours_rank`, `_ranked` (rows ranked), `_ours`
     (Δ_T ± interval), `_top` and `_top_value` (the first-ranked row), and `_better` / `_tied` / `_worse` (how many

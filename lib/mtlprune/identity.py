@@ -31,6 +31,27 @@ SCHEMA = 4  # 1: canonical configs with defaults omitted; 2: fully resolved conf
 # live default) changes the id.
 INTRODUCED: dict[tuple[str, ...], Any] = {("data", "dataset"): "nyuv2", ("train", "threads"): 0}
 
+# Numerical revisions of code paths that only some models take: a config whose model takes one is salted with its
+# revision, so its runs cached before the change are recomputed while every other id stays. `pointwise_stride`: the
+# 1×1 strided convolutions computed as subsample + stride 1 (`models.convolution`; oneDNN's own kernel gave wrong
+# weight gradients there), i.e. models with such a layer of < 16 input channels (the smoke ResNet, width 4).
+REVISIONS: dict[str, int] = {"pointwise_stride": 2}
+
+
+@functools.lru_cache(maxsize=256)
+def _revisions(model: Any, tasks: tuple[str, ...]) -> dict[str, int]:
+    import torch
+
+    from .models import build_model
+    from .models.convolution import routes_around_onednn
+
+    try:
+        with torch.device("meta"):  # the architecture only: no memory, no initialisation cost
+            net = build_model(model, tasks)
+    except (ValueError, KeyError):  # an invalid model trains nothing; `validate` names its error
+        return {}
+    return {"pointwise_stride": REVISIONS["pointwise_stride"]} if routes_around_onednn(net) else {}
+
 
 def resolved(cfg: Any) -> dict[str, Any]:
     """The plain dict a run id hashes: every field (those in `INTRODUCED` only when they differ from their
@@ -49,6 +70,8 @@ def resolved(cfg: Any) -> dict[str, Any]:
         out["pruning"]["params"] = method_params(cfg.pruning)
         out["weighting"]["params"] = resolved_params(cfg.weighting.name, dict(cfg.weighting.params))
         out["dense"] = resolved(cfg.dense) if cfg.dense is not None else None
+        if revisions := _revisions(cfg.model, tuple(cfg.tasks)):
+            out["revisions"] = revisions
     return out
 
 

@@ -110,17 +110,15 @@ PROFILE_SETTINGS["standard"] = PROFILE_SETTINGS["quick"]
 # criterion (the chapter shows it per seed), and one CPU thread per run: these small runs gain little from a second
 # thread, so the local executor trains two side by side (as the multi-domain runs). The full profile reads the real
 # release (see data/README.md).
+_TASKONOMY = {"data.dataset": "taskonomy", "tasks": ("semseg", "normal", "depth", "keypoints", "edges")}
 DATASET_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "nyuv2": {},
     "taskonomy": {
-        "smoke": {"data.dataset": "taskonomy", "tasks": ("semseg", "normal", "depth", "keypoints", "edges"),
-                  "data.synthetic.n_train": 25, "data.synthetic.n_test": 5, "data.synthetic.height": 24,
+        "smoke": {**_TASKONOMY, "data.synthetic.n_train": 25, "data.synthetic.n_test": 5, "data.synthetic.height": 24,
                   "data.synthetic.width": 24, "train.threads": 1},
-        "quick": {"data.dataset": "taskonomy", "tasks": ("semseg", "normal", "depth", "keypoints", "edges"),
-                  "data.synthetic.n_train": 600, "data.synthetic.n_test": 100, "data.synthetic.height": 32,
+        "quick": {**_TASKONOMY, "data.synthetic.n_train": 600, "data.synthetic.n_test": 100, "data.synthetic.height": 32,
                   "data.synthetic.width": 32, "train.iterations": 800, "train.threads": 1},
-        "full": {"data.dataset": "taskonomy", "tasks": ("semseg", "normal", "depth", "keypoints", "edges"),
-                 "data.synthetic": None, "train.iterations": 100000, "train.lr": 1e-4, "train.lr_step": 0.12,
+        "full": {**_TASKONOMY, "data.synthetic": None, "train.iterations": 100000, "train.lr": 1e-4, "train.lr_step": 0.12,
                  "train.lr_gamma": 0.3},  # DiSparse/AdapMTL's Taskonomy recipe (adapmtl.md §1.6)
     },
 }

@@ -32,6 +32,7 @@ Their 16-bit gains put the generated values in the range the standardisation abo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict
@@ -224,8 +225,8 @@ def decode_view(files: dict[str, Path], fix: str) -> dict[str, np.ndarray]:
                         f"{SEG_UNLABELLED} (unlabelled).\n  Fix: {fix}")
     seg[seg == SEG_UNLABELLED] = -1
     nrm = _read_png(files["normal"], np.uint8, 3, fix).astype(np.float32) / 255 * 2 - 1
-    valid_n = np.abs(np.linalg.norm(nrm, axis=-1, keepdims=True) - 1) <= 0.25
-    nrm = np.where(valid_n, nrm / np.maximum(np.linalg.norm(nrm, axis=-1, keepdims=True), 1e-6), 0.0)
+    norm = np.linalg.norm(nrm, axis=-1, keepdims=True)
+    nrm = np.where(np.abs(norm - 1) <= 0.25, nrm / np.maximum(norm, 1e-6), 0.0)
     zbuf = _read_png(files["depth_zbuffer"], np.uint16, 1, fix).astype(np.float32)
     depth = np.where(zbuf < DEPTH_VALID_BELOW, zbuf / DEPTH_UNITS, 0.0)[..., None]
     out = {"image": rgb, "semseg": seg, "normal": nrm.astype(np.float32), "depth": depth.astype(np.float32)}
@@ -269,8 +270,10 @@ def _train_histogram(root: Path, fix: str) -> np.ndarray:
     return hist
 
 
+@functools.lru_cache(maxsize=8)
 def class_weights(root: Path, fix: str) -> np.ndarray:
-    """The segmentation loss's 17 class weights: the root's `semseg_prior_factor.npy`, else computed from train."""
+    """The segmentation loss's 17 class weights: the root's `semseg_prior_factor.npy`, else computed from train (once
+    per root: every split of a run needs them)."""
     path = Path(root) / PRIOR_FILE
     if not path.exists():
         return prior_factor(_train_histogram(Path(root), fix))

@@ -8,6 +8,8 @@ Each backbone exposes `out_channels` and `output_stride`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -56,7 +58,7 @@ class ResNet(nn.Module):
             cin = w
         self.layers = nn.Sequential(*layers)
         self.out_channels = cin
-        self.output_stride = stem_stride * int(torch.tensor(strides).prod())
+        self.output_stride = stem_stride * math.prod(strides)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(self.stem(x))

@@ -30,6 +30,12 @@ def takes_faulty_path(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, 
         x.shape[1] < ONEDNN_WIDEST_IC_BLOCK
 
 
+def routes_around_onednn(model: nn.Module) -> bool:
+    """Whether any layer of `model` takes the subsampled path on CPU (run identity salts such models' ids)."""
+    return any(isinstance(m, StridedPointwiseConv) and m.stride != (1, 1) and m.padding == (0, 0)
+               and m.in_channels < ONEDNN_WIDEST_IC_BLOCK for m in model.modules())
+
+
 class StridedPointwiseConv(nn.Conv2d):
     """`nn.Conv2d(cin, cout, 1, stride)` computed as subsample-then-1×1 where oneDNN's own strided path is faulty."""
 
