@@ -1,6 +1,6 @@
 """Training-step time of AdapMTL ÷ dense on the same model and batch, measured side by side in one process.
 
-    python benchmarks/step_overhead.py [--profile quick] [--rounds 7] [--steps 10] [--method adapmtl]
+    python benchmarks/step_overhead.py [--profile quick] [--rounds 7] [--steps 10] [--method adapmtl] [--set K=V]
 
 Both sides run the step the training loop runs (`train.fit`): forward, task losses, loss weighting, backward, the
 strategy's `before_step`, Adam, the strategy's `after_step`. Dense: plain weights, `equal` weighting. AdapMTL: soft
@@ -12,6 +12,7 @@ of the medians over rounds. The last line is `ratio X.XX` (the issue's target: <
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -22,15 +23,16 @@ from mtlprune.models import build_model
 from mtlprune.profiles import make_config
 from mtlprune.pruning import TrainContext, build_strategy
 from mtlprune.pruning.masks import plain_state_dict
-from mtlprune.train import build_optimizer, memory_format, pick_device
+from mtlprune.train import build_optimizer, memory_format, pick_device, step_autocast
 from mtlprune.weighting import build_weighting
 
 INPUT = {"smoke": (24, 32), "quick": (48, 64), "full": (288, 384)}
 
 
-def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device: torch.device):
+def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device: torch.device,
+              overrides: dict | None = None):
     """A model, weighting, strategy and optimizer set up exactly as `train.fit` would, and its one-step function."""
-    cfg = make_config(profile, method, 0.0 if method == "dense" else 0.9)
+    cfg = make_config(profile, method, 0.0 if method == "dense" else 0.9, overrides=overrides)
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.tasks).to(device).train()
     dense_state = plain_state_dict(model)  # the weights a pruned run starts from (before any reparametrization)
@@ -45,7 +47,8 @@ def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device:
     state = {"step": 0}
 
     def step() -> None:
-        preds = model(batch["image"])
+        with step_autocast(cfg.train, device):  # the run's precision, as train.fit runs the forward pass
+            preds = model(batch["image"])
         total, _ = weighting(task_losses(preds, batch), state["step"])
         opt.zero_grad(set_to_none=True)
         total.backward()
@@ -55,6 +58,14 @@ def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device:
         strategy.after_step(ctx, state["step"])
 
     return cfg, step
+
+
+def parse_set(item: str) -> tuple[str, object]:
+    key, _, value = item.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def timed(step, n: int, device: torch.device) -> float:
@@ -74,9 +85,12 @@ def main() -> int:
     parser.add_argument("--method", default="adapmtl")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE overrides for both sides, e.g. "
+                        "train.precision=float32")
     args = parser.parse_args()
     device = pick_device("auto")
-    cfg = make_config(args.profile, args.method, 0.9)
+    overrides = dict(parse_set(item) for item in args.set)
+    cfg = make_config(args.profile, args.method, 0.9, overrides=overrides)
     h, w = INPUT[args.profile]
     bs = cfg.train.batch_size  # the sparse phase's batch
     g = torch.Generator().manual_seed(0)
@@ -84,8 +98,8 @@ def main() -> int:
              "depth": torch.rand(bs, 1, h, w, generator=g) + 0.5,
              "normal": torch.nn.functional.normalize(torch.randn(bs, 3, h, w, generator=g), dim=1)}
     batch = {k: v.to(device) for k, v in batch.items()}
-    _, dense_step = make_side(args.profile, "dense", batch, device)
-    _, pruned_step = make_side(args.profile, args.method, batch, device)
+    _, dense_step = make_side(args.profile, "dense", batch, device, overrides)
+    _, pruned_step = make_side(args.profile, args.method, batch, device, overrides)
     for step in (dense_step, pruned_step):  # warm-up: allocator, kernels, the weighting's first window
         timed(step, 3, device)
     dense, pruned = [], []
@@ -94,7 +108,7 @@ def main() -> int:
         pruned.append(timed(pruned_step, args.steps, device))
     d, p = statistics.median(dense), statistics.median(pruned)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}, profile {args.profile}, "
-          f"batch {bs} at {h}x{w}, {args.rounds} rounds x {args.steps} steps")
+          f"precision {cfg.train.precision}, batch {bs} at {h}x{w}, {args.rounds} rounds x {args.steps} steps")
     print(f"dense step   {1000 * d:8.2f} ms (median)")
     print(f"{args.method} step {1000 * p:8.2f} ms (median)")
     print(f"ratio {p / d:.2f}")

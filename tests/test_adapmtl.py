@@ -64,6 +64,59 @@ def test_weights_are_soft_thresholded_not_masked():
         assert (expected[kept].abs() < w[kept].abs()).all()  # survivors shrink by the threshold
 
 
+def _per_layer_reference(model, image, monkeypatch):
+    """The step as it was computed before the fused node: one softshrink per layer with the threshold as a constant,
+    then dL/ds = −λ(1 − λ) Σ_layers ⟨dL/dW, sign(W)⟩ in a separate pass after the backward."""
+    import torch.nn.functional as F
+
+    from mtlprune.pruning.soft_threshold import SoftThreshold
+
+    monkeypatch.setattr(SoftThreshold, "forward", lambda self, w: F.softshrink(
+        w, float(torch.sigmoid(self.sparse_threshold.detach()))))
+    layers = prunable_layers(model)
+    raw = [original(layer.module) for layer in layers]
+    preds = model(image)
+    sum(v.float().pow(2).mean() for v in preds.values()).backward()
+    monkeypatch.undo()
+    groups: dict[int, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+    for layer, w in zip(layers, raw):
+        s = layer.module.parametrizations.weight[0].sparse_threshold
+        groups.setdefault(id(s), (s, []))[1].append(w)
+    for s, ws in groups.values():
+        products = torch._foreach_mul(torch._foreach_sign([w.detach() for w in ws]), [w.grad for w in ws])
+        t = torch.sigmoid(s.detach())
+        s.grad = (-torch.stack([p.sum() for p in products]).sum() * t * (1 - t)).reshape(s.shape)
+
+
+@pytest.mark.parametrize("method", ["adapmtl", "adapmtl_global_threshold", "adapmtl_layer_thresholds", "str"])
+def test_fused_soft_thresholds_compute_the_per_layer_step_bit_for_bit(method, monkeypatch):
+    """All layers' S(W) in one autograd node (`SoftShrinkAll`, a speed change) give exactly the forward values, weight
+    gradients and threshold gradients of per-layer softshrink plus the separate threshold pass."""
+    import copy
+
+    model, strategy, ctx = _set_up(method)
+    if hasattr(strategy, "mechanism"):
+        strategy.mechanism.project(ctx, ctx.cfg.train.iterations)  # AdapMTL starts dense: prune to the target
+    model.to(memory_format=torch.channels_last).train()
+    image = torch.rand(4, 3, 24, 32, generator=torch.Generator().manual_seed(1))
+    params = [original(layer.module) for layer in prunable_layers(model)] + list(strategy.thresholds.values())
+    outs = model(image)
+    sum(v.float().pow(2).mean() for v in outs.values()).backward()
+    fused = [p.grad.clone() for p in params]
+    assert all(g is not None and torch.isfinite(g).all() for g in fused)
+    assert any(float(g) != 0 for g in fused[-len(strategy.thresholds):])  # the thresholds do get a gradient
+    for p in params:
+        p.grad = None
+    twin = copy.deepcopy(model)  # a copy computes from its own weights (the plan is the model's attribute)
+    _per_layer_reference(model, image, monkeypatch)
+    for a, p in zip(fused, params):
+        assert torch.equal(a, p.grad)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(0.5)
+    assert not torch.equal(twin(image)["seg"], model(image)["seg"])
+
+
 @pytest.mark.parametrize("sparsity", [0.3, 0.9, 0.99])
 def test_projection_hits_any_budget_whatever_the_learned_offsets(sparsity):
     model, strategy, ctx = _set_up("adapmtl", sparsity)

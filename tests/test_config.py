@@ -164,3 +164,17 @@ def test_invalid_values_name_the_valid_ones():
         make_config("quick", overrides={"train.iterations": 0})
     with pytest.raises(ValueError, match="method .dense. prunes nothing and takes no sparsity"):
         make_config("quick", "dense", 0.5)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_resolves_before_hashing(monkeypatch, native):
+    """`train.precision=auto` is bf16 where it is native and float32 elsewhere; the id is that of the explicit value,
+    so a run cached on one kind of machine is never reused on the other."""
+    from mtlprune import profiles
+
+    monkeypatch.setattr(profiles, "native_bf16", lambda: native)
+    cfg = make_config("quick", "adapmtl", 0.9, overrides={"train.precision": "auto"})
+    resolved = "bf16" if native else "float32"
+    assert (cfg.train.precision, cfg.dense.train.precision) == (resolved, resolved)
+    assert cfg.run_id == make_config("quick", "adapmtl", 0.9, overrides={"train.precision": resolved}).run_id
+    assert (cfg.run_id == PINNED["quick", "adapmtl"]) == (not native)

@@ -59,7 +59,9 @@ class TrainConfig:
     lr_step: float = 0.2  # step schedule: decay every this fraction of `iterations` (AdapMTL: 4000 of 20000)
     lr_gamma: float = 0.5
     eval_batch_size: int = 64
-    precision: str = "float32"  # float32 | bf16 (autocast: convolutions and matmuls in bfloat16, on CPU or CUDA)
+    # float32 | bf16 (autocast: convolutions and matmuls in bfloat16, on CPU or CUDA) | auto (a profile value: bf16
+    # where native, else float32, resolved before hashing by `profiles.resolve_precision`)
+    precision: str = "float32"
     # contiguous | channels_last: the layout of the weights and images (speed only, but the convolution kernels round
     # differently, so it is part of the run id)
     memory_format: str = "contiguous"

@@ -224,7 +224,7 @@ class AdapMTL(STR):
         return self.mechanism.param_groups(train)
 
     def before_step(self, ctx: TrainContext, step: int) -> None:
-        super().before_step(ctx, step)  # the thresholds' gradients
+        super().before_step(ctx, step)
         self.mechanism.before_step(ctx, step)
 
     def after_step(self, ctx: TrainContext, step: int) -> None:
