@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from _overrides import parse_sets
 from mtlprune.models import build_model
 from mtlprune.profiles import make_config
 from mtlprune.pruning import TrainContext, build_strategy
@@ -49,10 +50,7 @@ def main() -> int:
     parser.add_argument("--long", type=int, default=40)
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE overrides (this tree only)")
     args = parser.parse_args()
-    overrides = {}
-    for item in args.set:
-        k, v = item.split("=", 1)
-        overrides[k] = json.loads(v) if v[:1] in "0123456789-[{\"tfn" else v
+    overrides = parse_sets(args.set)
     fit_seconds(3, overrides)  # warm-up: data in memory, allocator, kernels
     short = fit_seconds(args.short, overrides)
     long = fit_seconds(args.long, overrides)

@@ -12,12 +12,12 @@ of the medians over rounds. The last line is `ratio X.XX` (the issue's target: <
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
 
+from _overrides import parse_sets
 from mtlprune.losses import task_losses
 from mtlprune.models import build_model
 from mtlprune.profiles import make_config
@@ -60,14 +60,6 @@ def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device:
     return cfg, step
 
 
-def parse_set(item: str) -> tuple[str, object]:
-    key, _, value = item.partition("=")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
 def timed(step, n: int, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -89,7 +81,7 @@ def main() -> int:
                         "train.precision=float32")
     args = parser.parse_args()
     device = pick_device("auto")
-    overrides = dict(parse_set(item) for item in args.set)
+    overrides = parse_sets(args.set)
     cfg = make_config(args.profile, args.method, 0.9, overrides=overrides)
     h, w = INPUT[args.profile]
     bs = cfg.train.batch_size  # the sparse phase's batch

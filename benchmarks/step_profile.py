@@ -21,6 +21,8 @@ from collections import defaultdict
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from _overrides import parse_sets
+
 from mtlprune.losses import task_losses
 from mtlprune.models import build_model
 from mtlprune.profiles import make_config
@@ -55,8 +57,8 @@ def peak(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t)
 
 
-def setup(profile: str, method: str, batch_size: int | None):
-    overrides = {"train.batch_size": batch_size} if batch_size else {}
+def setup(profile: str, method: str, batch_size: int | None, sets: dict | None = None):
+    overrides = {**({"train.batch_size": batch_size} if batch_size else {}), **(sets or {})}
     if profile == "full":  # the paper model on generated data at paper resolution (no real data here)
         overrides = {"data.synthetic.height": SIZE["full"][0], "data.synthetic.width": SIZE["full"][1], **overrides}
         cfg = make_config("quick", method, 0.0 if method == "dense" else 0.9, overrides={
@@ -90,13 +92,15 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--method", default="dense")
     parser.add_argument("--full-batch", type=int, default=2, help="batch of the full model (CPU memory and time)")
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE overrides, e.g. train.precision=bf16")
     args = parser.parse_args()
     p32, p16 = peak(torch.float32), peak(torch.bfloat16)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul 1024^3: float32 {p32 / 1e9:.1f} "
           f"GFLOP/s, bf16 {p16 / 1e9:.1f} GFLOP/s")
     for profile in args.models:
         cfg, model, weighting, strategy, ctx, opt, data = setup(profile, args.method,
-                                                                args.full_batch if profile == "full" else None)
+                                                                args.full_batch if profile == "full" else None,
+                                                                parse_sets(args.set))
         gen = torch.Generator().manual_seed(0)
         autocast = step_autocast(cfg.train, torch.device("cpu"))
         phases: dict[str, list[float]] = defaultdict(list)
@@ -147,7 +151,8 @@ def main() -> int:
             grouped[group] += ev.self_cpu_time_total / 1e6 / n_prof
         profiled = sum(grouped.values())
         print(f"\n{profile} model ({cfg.model.backbone}, head width {cfg.model.head_width}), batch "
-              f"{cfg.train.batch_size} at {SIZE[profile][0]}x{SIZE[profile][1]}, method {args.method}: "
+              f"{cfg.train.batch_size} at {SIZE[profile][0]}x{SIZE[profile][1]}, method {args.method}, precision "
+              f"{cfg.train.precision}: "
               f"{flops / 1e9:.2f} GFLOP per step (forward + backward)")
         print(f"  step {1000 * wall:.1f} ms -> {flops / wall / 1e9:.1f} GFLOP/s = {flops / wall / p32:.2f} of the "
               f"float32 matmul peak, {flops / wall / p16:.2f} of the bf16 peak")
