@@ -33,9 +33,15 @@ PINNED_MDL = {
 }
 
 
+# quick's precision is `auto` (bf16 where native, `profiles.resolve_precision`): its ids are pinned at the float32
+# resolution, which every machine can compute; `test_auto_precision_resolves_before_hashing` covers the bf16 one
+MACHINE_FREE = {"quick": {"train.precision": "float32"}}
+
+
 @pytest.mark.parametrize("profile, method", sorted(PINNED))
 def test_run_ids_are_pinned(profile, method):
-    assert make_config(profile, method, 0.9 if method != "dense" else 0.0).run_id == PINNED[profile, method]
+    cfg = make_config(profile, method, 0.9 if method != "dense" else 0.0, overrides=MACHINE_FREE.get(profile))
+    assert cfg.run_id == PINNED[profile, method]
 
 
 @pytest.mark.parametrize("profile, method", sorted(PINNED_MDL))
@@ -173,6 +179,7 @@ def test_auto_precision_resolves_before_hashing(monkeypatch, native):
     from mtlprune import profiles
 
     monkeypatch.setattr(profiles, "native_bf16", lambda: native)
+    assert make_config("quick").train.precision == ("bf16" if native else "float32")  # the profile's value is auto
     cfg = make_config("quick", "adapmtl", 0.9, overrides={"train.precision": "auto"})
     resolved = "bf16" if native else "float32"
     assert (cfg.train.precision, cfg.dense.train.precision) == (resolved, resolved)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mtlprune import evidence, findings
+from mtlprune.metrics import METRICS
 from mtlprune.profiles import PROFILES, SPARSE_PHASE, make_config
 from mtlprune.pruning import build_strategy
 
@@ -197,3 +198,24 @@ def test_paper_table_beside_ours_ranks_both_in_the_same_columns():
     assert out.loc["SNIP", "our backbone %"] == 80.0
     with pytest.raises(ValueError, match="one configuration per method"):
         paper_beside_ours(pd.DataFrame(rows + [{**rows[0], "run_id": "adapmtl-y"}]))
+
+
+def test_a_bf16_reference_gets_a_float32_twin_and_a_seed_by_seed_comparison():
+    """The precision check of the dense chapter: a bf16 run is trained again in float32 (another id), and every test
+    metric gets both means, the paired difference with its interval and a verdict; a float32 run has nothing to
+    compare."""
+    from mtlprune import execute
+
+    assert execute.precision_control(make_config("smoke"), [0, 1], progress=False) is None
+    cfg = make_config("smoke", overrides={"train.precision": "bf16"})
+    execute.run_seeds(cfg, [0, 1], progress=False)
+    twin = execute.precision_control(cfg, [0, 1], progress=False)
+    assert twin.train.precision == "float32" and twin.run_id != cfg.run_id
+    assert twin.run_id == make_config("smoke").run_id  # the twin is the float32 run itself, shared with the study
+    table = evidence.precision_table(cfg, twin, [0, 1])
+    expected = {(t, m) for t, ms in METRICS.items() if t in cfg.tasks for m, _ in ms}
+    assert set(table.index) == expected  # every metric of the run's tasks
+    assert (table["seeds"] == 2).all() and set(table["verdict"]) <= {"tie", "higher", "lower"}
+    assert (table["bf16 − float32"] != 0).any()  # bf16 autocast computes other numbers
+    row = table.loc[("seg", "miou")]
+    assert row["bf16 − float32"] == pytest.approx(row["bf16"] - row["float32"])

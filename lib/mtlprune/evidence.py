@@ -312,3 +312,34 @@ def series_plateau(steps: Iterable[float], values: Iterable[float], window: floa
     gain = 100.0 * (b - a) / abs(a) if a else float("inf")
     return {"gain": gain, "tolerance": PLATEAU_TOLERANCE, "holds": abs(gain) < PLATEAU_TOLERANCE,
             "steps": float(frame["step"].max())}
+
+
+def precision_twin(cfg: RunConfig, precision: str = "float32") -> RunConfig:
+    """The same run computed in another `train.precision`: the control that measures what bf16 autocast changes."""
+    return replace(cfg, train=replace(cfg.train, precision=precision))
+
+
+def precision_table(cfg: RunConfig, twin: RunConfig, seeds: Iterable[int]) -> pd.DataFrame:
+    """Test metrics of `cfg` against its `precision_twin`, seed by seed: each precision's mean, the paired difference
+    (cfg − twin) with its 95 % interval, and `tie` when that interval holds 0 (else `higher` / `lower`)."""
+    from .results import load_summaries
+
+    df = load_summaries([cfg.run_id, twin.run_id])
+    df = df[(df["split"] == "test") & df["seed"].isin(list(seeds))]
+    a_name, b_name = cfg.train.precision, twin.train.precision
+    rows = []
+    for task, ms in METRICS.items():
+        for metric, sign in ms:
+            sel = df[(df["task"] == task) & (df["metric"] == metric)]
+            a = sel[sel["run_id"] == cfg.run_id].set_index("seed")["value"]
+            b = sel[sel["run_id"] == twin.run_id].set_index("seed")["value"]
+            common = sorted(set(a.index) & set(b.index))
+            if not common:
+                continue
+            d = interval(a[common] - b[common])
+            tied = not np.isfinite(d["ci"]) or d["lo"] <= 0 <= d["hi"]
+            rows.append({"task": task, "metric": metric, "better": "↑" if sign > 0 else "↓",
+                         a_name: float(a[common].mean()), b_name: float(b[common].mean()),
+                         f"{a_name} − {b_name}": d["mean"], "± 95 %": d["ci"], "seeds": len(common),
+                         "verdict": "tie" if tied else ("higher" if d["mean"] > 0 else "lower")})
+    return pd.DataFrame(rows).set_index(["task", "metric"])

@@ -105,6 +105,19 @@ def run_seeds(cfg: Any, seeds: list[int], profile: str | None = None, progress: 
     return run_pairs([(cfg, s) for s in seeds], profile=profile, progress=progress, executor=executor)
 
 
+def precision_control(cfg: Any, seeds: list[int], profile: str | None = None, progress: bool = True,
+                      executor: str | None = None) -> Any | None:
+    """A bf16 run's float32 twin for the same seeds, run (or loaded), so that what the precision changes is measured
+    (`evidence.precision_table`); None for a float32 run (nothing to compare)."""
+    if cfg.train.precision != "bf16":
+        return None
+    from .evidence import precision_twin
+
+    twin = precision_twin(cfg)
+    run_seeds(twin, seeds, profile=profile, progress=progress, executor=executor)
+    return twin
+
+
 def run_labelled(labelled: list[tuple[str, Any, int]], profile: str | None = None,
                  progress: bool = True, executor: str | None = None) -> pd.DataFrame:
     log = run_pairs([(cfg, seed) for _, cfg, seed in labelled], profile=profile, progress=progress,

@@ -86,3 +86,20 @@ def glue_rows(board: pd.DataFrame, prefix: str, rows: dict[str, str]) -> None:
             raise ValueError(f"no row {label!r} in the leaderboard (rows: {list(board[by])})")
         glue_value(f"{prefix}_{name}", row["Δ_T vs control"].iloc[0])
         glue_value(f"{prefix}_{name}_is", VERDICT_WORDS[row[f"{ours} is"].iloc[0]])
+
+
+def glue_precision(cfg: Any, table: pd.DataFrame | None) -> None:
+    """Glue the dense reference's precision (`dense_precision`) and one sentence on what it changes
+    (`dense_precision_effect`): against its float32 twin (`evidence.precision_table`), on how many test metrics the
+    two tie and which differ; for a float32 run, that there is nothing to compare."""
+    glue_value("dense_precision", cfg.train.precision)
+    if table is None:
+        glue_value("dense_precision_effect", "These runs are float32, the reference precision: there is nothing to "
+                                             "compare.")
+        return
+    differ = [f"{task} {metric} ({row['verdict']})" for (task, metric), row in table.iterrows()
+              if row["verdict"] != "tie"]
+    glue_value("dense_precision_effect",
+               f"Trained again in float32 with the same seeds, the two tie on {(table['verdict'] == 'tie').sum()} of "
+               f"{len(table)} test metrics (paired 95 % intervals over seeds)"
+               + (f"; they differ on {', '.join(differ)}." if differ else "."))

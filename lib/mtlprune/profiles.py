@@ -85,7 +85,7 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "model.head_width": 32, "model.head_rates": (1, 2, 3, 4), "model.dropout": 0.0,
         "train.iterations": 1500, "train.batch_size": 32, "train.lr": 1e-3, "train.betas": (0.9, 0.999),
         "train.weight_decay": 1e-4, "train.lr_schedule": "step", "train.lr_step": 0.2, "train.lr_gamma": 0.5,
-        "train.eval_batch_size": 64, "train.precision": "float32",
+        "train.eval_batch_size": 64, "train.precision": "auto",  # bf16 where native (`resolve_precision`)
         "train.memory_format": "channels_last", "train.threads": 0,
     },
     # full: the AdapMTL/DiSparse NYU-v2 recipe (adapmtl.md §1.6): real data, DeepLab-ResNet34 with ASPP heads of

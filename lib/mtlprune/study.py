@@ -8,8 +8,8 @@ cards). The evidence (intervals, controls, verdicts) is `evidence`, `plan` and `
 from __future__ import annotations
 
 from .docs import method_card
-from .execute import run_ids, run_labelled, run_pairs, run_seeds
-from .glue import glue_board, glue_budget, glue_metrics, glue_plateau, glue_rows, glue_value
+from .execute import precision_control, run_ids, run_labelled, run_pairs, run_seeds
+from .glue import glue_board, glue_budget, glue_metrics, glue_plateau, glue_precision, glue_rows, glue_value
 from .grids import (VARIANT_KEYS, ablation_group_pairs, ablation_pairs, check_seeds, check_sparsities, default_seeds,
                     dense_config, pruning_grid, sensitivity_pairs, variant_pairs)
 from .results import (histories, histories_of, labelled_histories, labelled_summaries, layer_sparsity_of,
@@ -18,7 +18,8 @@ from .tables import (ablation_table, dataset_table, describe, metric_summary, pa
                      sensitivity_table, show, size_table, sparsity_levels_table)
 
 __all__ = [
-    "method_card", "run_ids", "run_labelled", "run_pairs", "run_seeds", "glue_board", "glue_budget", "glue_metrics", "glue_plateau",
+    "method_card", "precision_control", "run_ids", "run_labelled", "run_pairs", "run_seeds", "glue_board", "glue_budget", "glue_metrics", "glue_plateau",
+    "glue_precision",
     "glue_rows", "glue_value", "VARIANT_KEYS", "ablation_group_pairs", "ablation_pairs", "check_seeds",
     "check_sparsities", "default_seeds", "dense_config", "pruning_grid", "sensitivity_pairs", "variant_pairs",
     "histories", "histories_of", "labelled_histories", "labelled_summaries", "layer_sparsity_of", "load_trained_model",
