@@ -18,6 +18,7 @@ import time
 import torch
 
 from _overrides import parse_sets
+from mtlprune.heap import keep_freed_memory
 from mtlprune.losses import task_losses
 from mtlprune.models import build_model
 from mtlprune.profiles import make_config
@@ -33,6 +34,7 @@ def make_side(profile: str, method: str, batch: dict[str, torch.Tensor], device:
               overrides: dict | None = None):
     """A model, weighting, strategy and optimizer set up exactly as `train.fit` would, and its one-step function."""
     cfg = make_config(profile, method, 0.0 if method == "dense" else 0.9, overrides=overrides)
+    keep_freed_memory()  # as train.fit does
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.tasks).to(device).train()
     dense_state = plain_state_dict(model)  # the weights a pruned run starts from (before any reparametrization)

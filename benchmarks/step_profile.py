@@ -66,6 +66,12 @@ def setup(profile: str, method: str, batch_size: int | None, sets: dict | None =
             "model.dropout": 0.5, "train.batch_size": batch_size or 16, **overrides})
     else:
         cfg = make_config(profile, method, 0.0 if method == "dense" else 0.9, overrides=overrides)
+    try:
+        from mtlprune.heap import keep_freed_memory
+    except ImportError:  # an older revision (PYTHONPATH=<its lib>) trains without it
+        pass
+    else:
+        keep_freed_memory()  # as train.fit does
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.tasks).train()
     dense_state = plain_state_dict(model)

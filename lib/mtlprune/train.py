@@ -19,6 +19,7 @@ from tqdm import tqdm  # plain text bars: no widget output in executed notebooks
 
 from .config import TrainConfig
 from .errors import CacheError
+from .heap import keep_freed_memory
 from .losses import task_losses
 from .metrics import TaskMeters
 from .pruning import PruningStrategy, TrainContext
@@ -186,6 +187,7 @@ def fit(model: nn.Module, weighting: Weighting, strategy: PruningStrategy, ctx: 
     `monitor()` adds scalars (e.g. per-component sparsity) to every logged record.
     `snapshots`: steps at which the model weights are also saved to `snapshots/step_<k>.pt` next to the checkpoint.
     """
+    keep_freed_memory()  # no page faults for each step's multi-MB buffers (`heap`)
     strategy.install(model)
     device = ctx.device
     # what `install` added (masks, thresholds) joins the model's device and layout; parameters keep their identity

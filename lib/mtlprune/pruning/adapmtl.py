@@ -48,9 +48,8 @@ from torch import nn
 
 from ..models import prunable_layers
 from .base import STRATEGIES, TrainContext, cubic_ramp, param
-from .masks import flat, original
 from .masked import load_into_masked
-from .soft_threshold import STR
+from .soft_threshold import STR, flat_plan
 
 STARTS = ("dense", "scratch")
 LOGIT_RANGE = 30.0  # thresholds live in logit space; |s| <= 30 spans sigmoid 1e-13 .. 1 - 1e-13
@@ -115,18 +114,16 @@ class Controlled(Mechanism):
     def project(self, ctx: TrainContext, step: int) -> None:
         """Shift every threshold by the smallest common δ (logit units) that prunes ≥ budget of all weights."""
         self.budget = self.budget_at(step, ctx.cfg.train.iterations)
-        layers = prunable_layers(ctx.model)
-        sizes = [original(layer.module).numel() for layer in layers]
-        k = int(round(self.budget * sum(sizes)))
-        thresholds = self.owner.thresholds.values()
+        plan = flat_plan(ctx.model)  # every weight in one buffer, group by group
+        k = int(round(self.budget * plan.flat.numel()))
+        thresholds = plan.thresholds
         if k == 0:
             delta = -LOGIT_RANGE - float(max(p.max() for p in thresholds))
         else:
-            # the slack of every weight, logit(|w|) − s of its layer, in one pass over all weights
-            a = torch.cat([flat(original(layer.module).detach()) for layer in layers]).abs_().clamp_(1e-30, 1 - 1e-7)
+            # the slack of every weight, logit(|w|) − s of its threshold, in a few passes over the buffer
+            a = plan.flat.abs().clamp_(1e-30, 1 - 1e-7)
             z = torch.log(a).sub_(a.neg_().log1p_())  # logit(|w|) = log|w| − log(1 − |w|), in place
-            for layer, part in zip(layers, z.split(sizes)):
-                part.sub_(layer.module.parametrizations.weight[0].sparse_threshold.detach())
+            z.sub_(plan.per_element([p.detach() for p in thresholds]))
             # nudge above the k-th value so float32 rounding in the forward pass still prunes it
             kth = float(kth_smallest(z, k))
             delta = kth + 1e-6 * max(1.0, abs(kth))

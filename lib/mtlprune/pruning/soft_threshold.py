@@ -38,80 +38,158 @@ class SoftThreshold(nn.Module):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         if self.fused is not None:
             return self.fused
-        return SoftShrinkAll.apply((0,), self.sparse_threshold, w)[0]
+        return SoftShrink.apply(self.sparse_threshold, w)
 
 
-def _shrink(weights: list[torch.Tensor], lams: list[torch.Tensor]) -> list[torch.Tensor]:
-    """S = W − clamp(W, −λ, λ) per tensor: W − λ above λ, W + λ below −λ, exactly +0 between, the same floats as
-    `F.softshrink(W, λ)` (a test checks it bit for bit) in three multi-tensor passes instead of one kernel per layer."""
-    if weights[0].device.type != "cpu":  # reading λ as a number would synchronise once per threshold on a GPU
-        return [w - torch.clamp(w, -lam, lam) for w, lam in zip(weights, lams)]
-    values = [float(lam) for lam in lams]
-    inside = torch._foreach_clamp_min(weights, [-v for v in values])
-    torch._foreach_clamp_max_(inside, values)
-    return torch._foreach_sub(weights, inside)
+def _dense_layout(t: torch.Tensor) -> bool:
+    return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+
+
+def _flat_like(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`g`'s elements as 1-D in the memory order of `like` (a view when the two share a layout)."""
+    if like.dim() == 4 and not like.is_contiguous():  # channels_last: N, H, W, C in memory
+        return g.permute(0, 2, 3, 1).reshape(-1)
+    return g.reshape(-1)
+
+
+class FlatPlan:
+    """Every soft-thresholded weight of a model as a view into one flat buffer (`flat`), laid out group by group
+    (the layers of one threshold contiguous, in model order), so that S(W), its gradients and the projection's
+    slack are a few passes over one tensor instead of a few kernels per layer. Lives on the model
+    (`_soft_threshold_plan`), so a deep copy carries its own."""
+
+    def __init__(self, modules: list[nn.Module], params: list[nn.Parameter], thresholds: list[nn.Parameter],
+                 group_of: tuple[int, ...]) -> None:
+        self.modules, self.params, self.thresholds, self.group_of = modules, params, thresholds, group_of
+        self.order = sorted(range(len(params)), key=lambda i: group_of[i])  # stable: model order inside a group
+        self.sizes = [params[i].numel() for i in self.order]
+        self.offsets = [0] * len(params)
+        offset = 0
+        for i, n in zip(self.order, self.sizes):
+            self.offsets[i] = offset
+            offset += n
+        self.group_sizes = [sum(params[i].numel() for i in range(len(params)) if group_of[i] == g)
+                            for g in range(len(thresholds))]
+        self.flat: torch.Tensor | None = None
+
+    def bind(self) -> torch.Tensor:
+        """The flat buffer, (re)built when the weights are not views of it (first use, or after `model.to`, which
+        gives parameters new storage): values copied in, each parameter's data made a view with its own strides."""
+        f = self.flat
+        if f is not None and all(p.device == f.device and p.untyped_storage().data_ptr() == f.untyped_storage()
+                                 .data_ptr() for p in self.params):
+            return f
+        p0 = self.params[0]
+        f = torch.empty(sum(self.sizes), dtype=p0.dtype, device=p0.device)
+        with torch.no_grad():
+            for i, p in enumerate(self.params):
+                if not _dense_layout(p):
+                    p.data = p.data.contiguous()
+                f[self.offsets[i]:self.offsets[i] + p.numel()].copy_(_flat_like(p.detach(), p))
+                p.data = f.as_strided(p.shape, p.stride(), self.offsets[i])
+        self.flat = f
+        return f
+
+    def per_element(self, values: list[torch.Tensor]) -> torch.Tensor:
+        """One value per group (0-dim tensors) spread over the group's weights, in the flat buffer's order (one
+        concatenation of broadcast views: `repeat_interleave` is ten times slower here)."""
+        return torch.cat([v.expand(n) for v, n in zip(values, self.group_sizes)])
+
+    def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """`flat` (laid out as the buffer) cut into tensors shaped and strided as the weights, in model order."""
+        return [flat.as_strided(p.shape, p.stride(), o) for p, o in zip(self.params, self.offsets)]
 
 
 class SoftShrinkAll(torch.autograd.Function):
-    """Every soft-thresholded layer in one autograd node. Forward: S_i = S(W_i, λ_g(i)), λ = sigmoid(s). Backward:
-    dL/dW_i = dL/dS_i where S_i ≠ 0 (0 elsewhere, as softshrink's backward), and for each threshold
-    dL/ds_g = −λ_g(1 − λ_g) Σ_{i in g} ⟨dL/dW_i, sign(W_i)⟩ (dS/dλ = −sign(W) where kept), summed per layer and then
-    over the group's layers in order, the number STR's separate pass after the backward computed before. One node
-    and a few multi-tensor passes instead of one parametrization node per layer plus that pass
-    (`benchmarks/step_overhead.py`). Inputs: the threshold index of each weight, the thresholds, the weights."""
+    """Every soft-thresholded layer in one autograd node, over the flat buffer (`FlatPlan`). Forward:
+    S = W − clamp(W, −λ, λ) with λ = sigmoid(s_g) of each weight's threshold (W − λ above λ, W + λ below −λ, exactly
+    +0 between: the same floats as `F.softshrink`). Backward: dL/dW = dL/dS where S ≠ 0 (0 elsewhere, as softshrink's
+    backward), and for each threshold dL/ds_g = −λ_g(1 − λ_g) Σ_{layers of g} ⟨dL/dW, sign(W)⟩ (dS/dλ = −sign(W)
+    where kept), summed per layer and then over the group's layers in model order, as STR's separate pass after the
+    backward did before (a test checks all of it bit for bit against the per-layer path). Inputs: the plan, the
+    thresholds, the weights (views of the buffer: autograd routes their gradients; the arithmetic reads the buffer)."""
 
     @staticmethod
-    def forward(ctx, group_of: tuple[int, ...], *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        n_groups = len(tensors) - len(group_of)
+    def forward(ctx, plan: FlatPlan, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n_groups = len(plan.thresholds)
         lams = [torch.sigmoid(s.detach()) for s in tensors[:n_groups]]
-        out = _shrink(list(tensors[n_groups:]), [lams[g] for g in group_of])
-        signs = torch._foreach_sign(out)  # sign(W) where kept, 0 where pruned: the backward's mask and sign at once
-        ctx.group_of, ctx.n_groups = group_of, n_groups
-        ctx.save_for_backward(*lams, *signs)
-        return tuple(out)
+        flat = plan.flat
+        lam = plan.per_element(lams)
+        out = flat - torch.clamp(flat, -lam, lam)
+        signs = torch.sign(out)  # sign(W) where kept, 0 where pruned: the backward's mask and sign at once
+        ctx.plan = plan
+        ctx.save_for_backward(signs, *lams)
+        return tuple(plan.views(out))
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
-        n_groups, group_of = ctx.n_groups, ctx.group_of
-        lams, signs = ctx.saved_tensors[:n_groups], list(ctx.saved_tensors[n_groups:])
-        grad_w = torch._foreach_mul(list(grads), torch._foreach_abs(signs))
-        grad_s: list[torch.Tensor | None] = [None] * n_groups
-        if any(ctx.needs_input_grad[1:1 + n_groups]):
-            parts: list[list[torch.Tensor]] = [[] for _ in range(n_groups)]
-            for g, p in zip(group_of, torch._foreach_mul(signs, grad_w)):
-                parts[g].append(p.sum())
-            for g, t in enumerate(lams):
-                if parts[g]:
-                    grad_s[g] = -torch.stack(parts[g]).sum() * t * (1 - t)
-        return (None, *grad_s, *grad_w)
+        plan: FlatPlan = ctx.plan
+        signs, *lams = ctx.saved_tensors
+        g = torch.cat([_flat_like(grads[i], plan.params[i]) for i in plan.order])
+        g = g * signs.abs()
+        grad_s: list[torch.Tensor | None] = [None] * len(plan.thresholds)
+        if any(ctx.needs_input_grad[1:1 + len(plan.thresholds)]):
+            parts: list[list[torch.Tensor]] = [[] for _ in plan.thresholds]
+            for i, product in zip(plan.order, (signs * g).split(plan.sizes)):
+                parts[plan.group_of[i]].append(product.sum())
+            for k, t in enumerate(lams):
+                if parts[k]:
+                    grad_s[k] = -torch.stack(parts[k]).sum() * t * (1 - t)
+        return (None, *grad_s, *plan.views(g))
+
+
+class SoftShrink(torch.autograd.Function):
+    """One layer's S(W) outside a whole-model training pass (evaluation, export, a sub-module called alone): the
+    same forward and gradients as `SoftShrinkAll`, for one weight."""
+
+    @staticmethod
+    def forward(ctx, s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        lam = torch.sigmoid(s.detach())
+        out = w - torch.clamp(w, -lam, lam)
+        ctx.save_for_backward(lam, torch.sign(out))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        lam, signs = ctx.saved_tensors
+        g = grad * signs.abs()
+        return -(signs * g).sum() * lam * (1 - lam), g
 
 
 def _fuse_pre_hook(model: nn.Module, args) -> None:
-    modules, weights, thresholds, group_of = model._soft_threshold_plan
+    plan: FlatPlan = model._soft_threshold_plan
     if not torch.is_grad_enabled():  # evaluation: each layer computes its own value, no autograd node needed
-        for m in modules:
+        for m in plan.modules:
             m.fused = None
         return
-    for m, s in zip(modules, SoftShrinkAll.apply(group_of, *thresholds, *weights)):
+    plan.bind()
+    for m, s in zip(plan.modules, SoftShrinkAll.apply(plan, *plan.thresholds, *plan.params)):
         m.fused = s
 
 
 def _fuse_post_hook(model: nn.Module, args, output) -> None:
-    for m in model._soft_threshold_plan[0]:
+    for m in model._soft_threshold_plan.modules:
         m.fused = None  # these values belong to this forward pass: the weights change at the next step
+
+
+def flat_plan(model: nn.Module) -> FlatPlan:
+    """The model's soft-threshold plan with its flat buffer bound (`FlatPlan.bind`)."""
+    plan: FlatPlan = model._soft_threshold_plan
+    plan.bind()
+    return plan
 
 
 def fuse_soft_thresholds(model: nn.Module) -> None:
     """Compute every layer's S(W) at once in each forward pass of `model` with gradients enabled (`SoftShrinkAll`).
-    The plan (the parametrizations, their raw weights and thresholds, the threshold of each layer) is an attribute of
-    the model, so a deep copy carries its own; the hooks are registered once."""
-    modules = [layer.module.parametrizations.weight[0] for layer in prunable_layers(model)]
+    The plan is an attribute of the model (a deep copy carries its own); the hooks are registered once."""
+    layers = prunable_layers(model)
+    modules = [layer.module.parametrizations.weight[0] for layer in layers]
     index: dict[int, int] = {}
     for m in modules:
         index.setdefault(id(m.sparse_threshold), len(index))
     thresholds = list({id(m.sparse_threshold): m.sparse_threshold for m in modules}.values())
-    weights = [original(layer.module) for layer in prunable_layers(model)]
-    model._soft_threshold_plan = (modules, weights, thresholds, tuple(index[id(m.sparse_threshold)] for m in modules))
+    model._soft_threshold_plan = FlatPlan(modules, [original(layer.module) for layer in layers], thresholds,
+                                          tuple(index[id(m.sparse_threshold)] for m in modules))
     if not getattr(model, "_soft_threshold_hooked", False):
         model.register_forward_pre_hook(_fuse_pre_hook)
         model.register_forward_hook(_fuse_post_hook)
