@@ -28,7 +28,13 @@ from mtlprune.models import build_model
 from mtlprune.profiles import make_config
 from mtlprune.pruning import TrainContext, build_strategy
 from mtlprune.pruning.masks import plain_state_dict
-from mtlprune.train import augment, build_optimizer, iterate_batches, memory_format
+from mtlprune.train import augment, build_optimizer, iterate_batches
+
+try:
+    from mtlprune.train import memory_format
+except ImportError:  # an older revision (PYTHONPATH=<its lib>): contiguous tensors only, no layout field
+    def memory_format(cfg):
+        return torch.contiguous_format
 
 try:
     from mtlprune.train import step_autocast
@@ -158,7 +164,7 @@ def main() -> int:
         profiled = sum(grouped.values())
         print(f"\n{profile} model ({cfg.model.backbone}, head width {cfg.model.head_width}), batch "
               f"{cfg.train.batch_size} at {SIZE[profile][0]}x{SIZE[profile][1]}, method {args.method}, precision "
-              f"{cfg.train.precision}: "
+              f"{getattr(cfg.train, 'precision', 'float32')}: "
               f"{flops / 1e9:.2f} GFLOP per step (forward + backward)")
         print(f"  step {1000 * wall:.1f} ms -> {flops / wall / 1e9:.1f} GFLOP/s = {flops / wall / p32:.2f} of the "
               f"float32 matmul peak, {flops / wall / p16:.2f} of the bf16 peak")
