@@ -1,6 +1,6 @@
 """Training-step time of AdapMTL ÷ dense on the same model and batch, measured side by side in one process.
 
-    python benchmarks/step_overhead.py [--profile quick] [--rounds 7] [--steps 10] [--method adapmtl] [--set K=V]
+    python benchmarks/step_overhead.py [--profile quick] [--rounds 15] [--steps 10] [--method adapmtl] [--set K=V]
 
 Both sides run the step the training loop runs (`train.fit`): forward, task losses, loss weighting, backward, the
 strategy's `before_step`, Adam, the strategy's `after_step`. Dense: plain weights, `equal` weighting. AdapMTL: soft
@@ -77,7 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", default="quick", choices=list(INPUT))
     parser.add_argument("--method", default="adapmtl")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE overrides for both sides, e.g. "
                         "train.precision=float32")

@@ -64,9 +64,10 @@ def test_weights_are_soft_thresholded_not_masked():
         assert (expected[kept].abs() < w[kept].abs()).all()  # survivors shrink by the threshold
 
 
-def _per_layer_reference(model, image, monkeypatch):
-    """The step as it was computed before the fused node: one softshrink per layer with the threshold as a constant,
-    then dL/ds = −λ(1 − λ) Σ_layers ⟨dL/dW, sign(W)⟩ in a separate pass after the backward."""
+def _per_layer_reference(model, image, monkeypatch, autocast):
+    """The step as it was computed before the fused node: one softshrink per layer with the threshold as a constant
+    (cast by autocast at each convolution), then dL/ds = −λ(1 − λ) Σ_layers ⟨dL/dW, sign(W)⟩ in a separate pass after
+    the backward."""
     import torch.nn.functional as F
 
     from mtlprune.pruning.soft_threshold import SoftThreshold
@@ -75,7 +76,8 @@ def _per_layer_reference(model, image, monkeypatch):
         w, float(torch.sigmoid(self.sparse_threshold.detach()))))
     layers = prunable_layers(model)
     raw = [original(layer.module) for layer in layers]
-    preds = model(image)
+    with autocast:
+        preds = model(image)
     sum(v.float().pow(2).mean() for v in preds.values()).backward()
     monkeypatch.undo()
     groups: dict[int, tuple[torch.Tensor, list[torch.Tensor]]] = {}
@@ -88,19 +90,27 @@ def _per_layer_reference(model, image, monkeypatch):
         s.grad = (-torch.stack([p.sum() for p in products]).sum() * t * (1 - t)).reshape(s.shape)
 
 
+@pytest.mark.parametrize("precision", ["float32", "bf16"])
 @pytest.mark.parametrize("method", ["adapmtl", "adapmtl_global_threshold", "adapmtl_layer_thresholds", "str"])
-def test_fused_soft_thresholds_compute_the_per_layer_step_bit_for_bit(method, monkeypatch):
+def test_fused_soft_thresholds_compute_the_per_layer_step_bit_for_bit(method, precision, monkeypatch):
     """All layers' S(W) in one autograd node (`SoftShrinkAll`, a speed change) give exactly the forward values, weight
-    gradients and threshold gradients of per-layer softshrink plus the separate threshold pass."""
+    gradients and threshold gradients of per-layer softshrink plus the separate threshold pass, in float32 and under
+    bf16 autocast (where the node hands the convolutions S already cast, once for the whole buffer)."""
     import copy
 
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     model, strategy, ctx = _set_up(method)
     if hasattr(strategy, "mechanism"):
         strategy.mechanism.project(ctx, ctx.cfg.train.iterations)  # AdapMTL starts dense: prune to the target
     model.to(memory_format=torch.channels_last).train()
     image = torch.rand(4, 3, 24, 32, generator=torch.Generator().manual_seed(1))
     params = [original(layer.module) for layer in prunable_layers(model)] + list(strategy.thresholds.values())
-    outs = model(image)
+    seen = []  # the dtype a layer's weight has inside the forward pass: the fused node's output
+    hook = prunable_layers(model)[0].module.register_forward_pre_hook(lambda m, args: seen.append(m.weight.dtype))
+    with autocast:
+        outs = model(image)
+    hook.remove()
+    assert seen == [torch.bfloat16 if precision == "bf16" else torch.float32]
     sum(v.float().pow(2).mean() for v in outs.values()).backward()
     fused = [p.grad.clone() for p in params]
     assert all(g is not None and torch.isfinite(g).all() for g in fused)
@@ -108,7 +118,7 @@ def test_fused_soft_thresholds_compute_the_per_layer_step_bit_for_bit(method, mo
     for p in params:
         p.grad = None
     twin = copy.deepcopy(model)  # a copy computes from its own weights (the plan is the model's attribute)
-    _per_layer_reference(model, image, monkeypatch)
+    _per_layer_reference(model, image, monkeypatch, autocast)
     for a, p in zip(fused, params):
         assert torch.equal(a, p.grad)
     with torch.no_grad():

@@ -139,19 +139,23 @@ class AdaptiveWeighting(Weighting):
         self.register_buffer("weights", torch.ones(len(self.tasks)))
 
     def forward(self, losses, step):
+        # every step of an AdapMTL run: few small ops (a weight as a Python float multiplies exactly as the float32
+        # tensor it came from)
         with torch.no_grad():
             current = torch.stack([losses[t].detach().float() for t in self.tasks])
             if step >= self.warmup and not torch.isnan(self.previous).any():
-                self.changes[int(self.recorded) % self.window] = (self.previous - current).abs() / current.clamp_min(
-                    1e-12)
-                self.recorded += 1
-                if self.recorded >= self.window:
+                recorded = int(self.recorded)
+                self.changes[recorded % self.window] = (self.previous - current).abs() / current.clamp_min(1e-12)
+                self.recorded.add_(1)
+                if recorded + 1 >= self.window:
                     mean = self.changes.mean(0)
-                    if float(mean.sum()) > 0:
-                        self.weights = len(self.tasks) * mean / mean.sum()
+                    total_change = mean.sum()
+                    if float(total_change) > 0:
+                        self.weights = len(self.tasks) * mean / total_change
             self.previous = current
-        total = sum(self.weights[i] * losses[t] for i, t in enumerate(self.tasks))
-        return total, {t: float(self.weights[i]) for i, t in enumerate(self.tasks)}
+        weights = self.weights.tolist()
+        total = sum(w * losses[t] for w, t in zip(weights, self.tasks))
+        return total, dict(zip(self.tasks, weights))
 
 
 def resolved_params(name: str, params: dict[str, Any]) -> dict[str, Any]:

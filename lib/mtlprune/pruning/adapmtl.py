@@ -49,6 +49,7 @@ from torch import nn
 from ..models import prunable_layers
 from .base import STRATEGIES, TrainContext, cubic_ramp, param
 from .masked import load_into_masked
+from .slack import kth_slack
 from .soft_threshold import STR, flat_plan
 
 STARTS = ("dense", "scratch")
@@ -120,12 +121,8 @@ class Controlled(Mechanism):
         if k == 0:
             delta = -LOGIT_RANGE - float(max(p.max() for p in thresholds))
         else:
-            # the slack of every weight, logit(|w|) − s of its threshold, in a few passes over the buffer
-            a = plan.flat.abs().clamp_(1e-30, 1 - 1e-7)
-            z = torch.log(a).sub_(a.neg_().log1p_())  # logit(|w|) = log|w| − log(1 − |w|), in place
-            z.sub_(plan.per_element([p.detach() for p in thresholds]))
             # nudge above the k-th value so float32 rounding in the forward pass still prunes it
-            kth = float(kth_smallest(z, k))
+            kth = kth_slack(plan, [float(p) for p in thresholds], k)  # logit(|w|) − s_g, exactly
             delta = kth + 1e-6 * max(1.0, abs(kth))
         for p in thresholds:
             p.add_(delta).clamp_(-LOGIT_RANGE, LOGIT_RANGE)
@@ -167,25 +164,6 @@ class Faithful(Mechanism):
 
 
 MECHANISMS: dict[str, type[Mechanism]] = {"controlled": Controlled, "faithful": Faithful}
-
-
-def kth_smallest(z: torch.Tensor, k: int, sample: int = 4096, margin: float = 0.02) -> torch.Tensor:
-    """Exactly `z.kthvalue(k).values` (1-based k), faster for large z: a fixed strided sample brackets the k-th value
-    within ±`margin` of the ranks, the bracket is checked by counting, and only the values inside it are selected
-    from (the full `kthvalue` is the fallback whenever the bracket misses)."""
-    n = z.numel()
-    if n <= 4 * sample:
-        return z.kthvalue(k).values
-    # integer positions (a float linspace can round its last index up to n)
-    probe = z[torch.arange(sample, device=z.device) * (n - 1) // (sample - 1)].sort().values
-    q = k / n
-    lo = probe[max(0, int((q - margin) * sample))]
-    hi = probe[min(sample - 1, int((q + margin) * sample) + 1)]
-    below = int(torch.count_nonzero(z < lo))
-    inside = z[(z >= lo) & (z <= hi)]
-    if below < k <= below + inside.numel():
-        return inside.kthvalue(k - below).values
-    return z.kthvalue(k).values
 
 
 @STRATEGIES.register("adapmtl")
