@@ -28,16 +28,19 @@ def clamped_abs(flat: torch.Tensor) -> torch.Tensor:
     return flat.abs().clamp_(1e-30, 1 - 1e-7)
 
 
+def _logit(a: torch.Tensor) -> torch.Tensor:
+    """log a − log(1 − a) in float32, consuming `a` (its memory holds −a afterwards)."""
+    return torch.log(a).sub_(a.neg_().log1p_())
+
+
 def slack(a: torch.Tensor, offset: float) -> torch.Tensor:
-    """logit(a) − offset in float32, in place over `a` (which it consumes): the projection's slack, one group."""
-    z = torch.log(a)
-    return z.sub_(a.neg_().log1p_()).sub_(offset)
+    """logit(a) − offset, consuming `a`: the slack of one group's weights."""
+    return _logit(a).sub_(offset)
 
 
 def slack_all(plan: FlatPlan, offsets: list[float]) -> torch.Tensor:
     """Every weight's slack, in the buffer's order (the reference computation)."""
-    a = clamped_abs(plan.flat)
-    z = torch.log(a).sub_(a.neg_().log1p_())  # logit(|w|) = log|w| − log(1 − |w|), in place
+    z = _logit(clamped_abs(plan.flat))
     for (lo, hi), s in zip(plan.group_spans, offsets):
         z[lo:hi].sub_(s)  # a float32 value as a number: the same subtraction as with a tensor, one pass
     return z

@@ -13,6 +13,8 @@ The exported model bakes S(W, s) in (a plain mask of W would keep the un-shrunk 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 
 import torch
@@ -60,20 +62,18 @@ class FlatPlan:
 
     def __init__(self, modules: list[nn.Module], params: list[nn.Parameter], thresholds: list[nn.Parameter],
                  group_of: tuple[int, ...]) -> None:
-        self.modules, self.params, self.thresholds, self.group_of = modules, params, thresholds, group_of
-        self.order = sorted(range(len(params)), key=lambda i: group_of[i])  # stable: model order inside a group
-        self.sizes = [params[i].numel() for i in self.order]
-        self.offsets = [0] * len(params)
-        offset = 0
-        for i, n in zip(self.order, self.sizes):
-            self.offsets[i] = offset
-            offset += n
-        self.group_sizes = [sum(params[i].numel() for i in range(len(params)) if group_of[i] == g)
+        self.modules, self.params, self.thresholds = modules, params, thresholds
+        order = sorted(range(len(params)), key=lambda i: group_of[i])  # stable: model order inside a group
+        self.sizes = [params[i].numel() for i in order]  # in the buffer's order
+        ends = list(itertools.accumulate(self.sizes, initial=0))
+        self.offsets = [0] * len(params)  # in model order
+        for position, i in enumerate(order):
+            self.offsets[i] = ends[position]
+        groups = [group_of[i] for i in order]  # sorted
+        # each threshold's layers (positions in the buffer's order) and weights (a range of the buffer)
+        self.layer_spans = [(bisect.bisect_left(groups, g), bisect.bisect_right(groups, g))
                             for g in range(len(thresholds))]
-        starts = [sum(self.group_sizes[:g]) for g in range(len(thresholds))]
-        self.group_spans = [(a, a + n) for a, n in zip(starts, self.group_sizes)]  # each threshold's weights
-        counts = [sum(1 for i in range(len(params)) if group_of[i] == g) for g in range(len(thresholds))]
-        self.layer_spans = [(sum(counts[:g]), sum(counts[:g + 1])) for g in range(len(thresholds))]  # in `order`
+        self.group_spans = [(ends[a], ends[b]) for a, b in self.layer_spans]
         self.flat: torch.Tensor | None = None
         self.geometry: list[tuple[tuple[int, ...], tuple[int, ...], int]] = []  # each weight's view: set by `bind`
         self.pointers: list[int] = []
