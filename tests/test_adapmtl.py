@@ -74,6 +74,9 @@ def _per_layer_reference(model, image, monkeypatch, autocast):
 
     monkeypatch.setattr(SoftThreshold, "forward", lambda self, w: F.softshrink(
         w, float(torch.sigmoid(self.sparse_threshold.detach()))))
+    # without the fused node's hooks: every layer's weight goes through its own parametrization
+    monkeypatch.setattr(model, "_forward_pre_hooks", type(model._forward_pre_hooks)())
+    monkeypatch.setattr(model, "_forward_hooks", type(model._forward_hooks)())
     layers = prunable_layers(model)
     raw = [original(layer.module) for layer in layers]
     with autocast:
@@ -90,16 +93,22 @@ def _per_layer_reference(model, image, monkeypatch, autocast):
         s.grad = (-torch.stack([p.sum() for p in products]).sum() * t * (1 - t)).reshape(s.shape)
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "torch-ops"])
 @pytest.mark.parametrize("precision", ["float32", "bf16"])
 @pytest.mark.parametrize("method", ["adapmtl", "adapmtl_global_threshold", "adapmtl_layer_thresholds", "str"])
-def test_fused_soft_thresholds_compute_the_per_layer_step_bit_for_bit(method, precision, monkeypatch):
-    """All layers' S(W) in one autograd node (`SoftShrinkAll`, a speed change) give exactly the forward values, weight
-    gradients and threshold gradients of per-layer softshrink plus the separate threshold pass, in float32 and under
-    bf16 autocast (where the node hands the convolutions S already cast, once for the whole buffer)."""
+def test_fused_soft_thresholds_compute_the_per_layer_step(method, precision, kernel, monkeypatch):
+    """All layers' S(W) in one autograd node (`SoftShrinkAll`, a speed change) give exactly the forward values and
+    weight gradients of per-layer softshrink, in float32 and under bf16 autocast (where the node hands the
+    convolutions S already cast, once for the whole buffer), through the compiled kernel (CPU) and through torch ops
+    (CUDA). The threshold gradients: the torch ops give exactly those of the separate per-layer pass (float32 sums in
+    torch's order); the kernel sums in float64 in its own fixed order, so its gradients agree to float32 rounding."""
     import copy
+
+    from mtlprune.pruning.soft_threshold import SoftThreshold
 
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     model, strategy, ctx = _set_up(method)
+    model._soft_threshold_plan.use_kernel = kernel
     if hasattr(strategy, "mechanism"):
         strategy.mechanism.project(ctx, ctx.cfg.train.iterations)  # AdapMTL starts dense: prune to the target
     model.to(memory_format=torch.channels_last).train()
@@ -107,24 +116,70 @@ def test_fused_soft_thresholds_compute_the_per_layer_step_bit_for_bit(method, pr
     params = [original(layer.module) for layer in prunable_layers(model)] + list(strategy.thresholds.values())
     seen = []  # the dtype a layer's weight has inside the forward pass: the fused node's output
     hook = prunable_layers(model)[0].module.register_forward_pre_hook(lambda m, args: seen.append(m.weight.dtype))
+    calls = []  # a layer's own parametrization is not evaluated: its value comes from the seeded cache
+    monkeypatch.setattr(SoftThreshold, "forward", lambda self, w: calls.append(w) or self.fused)
     with autocast:
         outs = model(image)
     hook.remove()
+    monkeypatch.undo()
     assert seen == [torch.bfloat16 if precision == "bf16" else torch.float32]
+    assert calls == []
     sum(v.float().pow(2).mean() for v in outs.values()).backward()
     fused = [p.grad.clone() for p in params]
     assert all(g is not None and torch.isfinite(g).all() for g in fused)
-    assert any(float(g) != 0 for g in fused[-len(strategy.thresholds):])  # the thresholds do get a gradient
+    n_thresholds = len(strategy.thresholds)
+    assert any(float(g) != 0 for g in fused[-n_thresholds:])  # the thresholds do get a gradient
     for p in params:
         p.grad = None
     twin = copy.deepcopy(model)  # a copy computes from its own weights (the plan is the model's attribute)
     _per_layer_reference(model, image, monkeypatch, autocast)
-    for a, p in zip(fused, params):
+    for a, p in zip(fused[:-n_thresholds], params):
         assert torch.equal(a, p.grad)
+    for a, p in zip(fused[-n_thresholds:], params[-n_thresholds:]):
+        if kernel:
+            torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-9)
+        else:
+            assert torch.equal(a, p.grad)
     with torch.no_grad():
         for p in twin.parameters():
             p.mul_(0.5)
     assert not torch.equal(twin(image)["seg"], model(image)["seg"])
+
+
+def test_a_forward_pass_that_raises_leaves_no_cached_weights():
+    """The fused node seeds torch's parametrization cache for one forward pass; an exception inside the pass must
+    not leave it on (later passes would see this pass's weights)."""
+    from torch.nn.utils import parametrize
+
+    model, strategy, ctx = _set_up("adapmtl")
+    model.train()
+    with pytest.raises(RuntimeError):
+        model(torch.rand(2, 5, 24, 32))  # 5 channels: the first convolution raises
+    assert parametrize._cache_enabled == 0 and not parametrize._cache
+    assert all(m.fused is None for m in model._soft_threshold_plan.modules)
+    out = model(torch.rand(2, 3, 24, 32))["seg"]
+    assert parametrize._cache_enabled == 0 and not parametrize._cache
+    assert out.requires_grad
+
+
+def test_an_enclosing_parametrize_cache_keeps_its_weights():
+    """A caller that takes gradients w.r.t. the effective weights (saliency) holds them in its own `cached()`
+    context: the forward pass uses those tensors (the fused node does not replace them), and the cache is the
+    caller's again afterwards."""
+    from torch.nn.utils import parametrize
+
+    model, strategy, ctx = _set_up("adapmtl")
+    strategy.mechanism.project(ctx, ctx.cfg.train.iterations)
+    model.train()
+    layers = prunable_layers(model)
+    with parametrize.cached():
+        weights = [layer.module.weight for layer in layers]
+        before = dict(parametrize._cache)
+        loss = sum(v.float().pow(2).mean() for v in model(torch.rand(2, 3, 24, 32)).values())
+        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+        assert parametrize._cache == before
+    assert all(g is not None for g in grads)
+    assert parametrize._cache_enabled == 0 and not parametrize._cache
 
 
 @pytest.mark.parametrize("sparsity", [0.3, 0.9, 0.99])

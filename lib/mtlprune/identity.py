@@ -35,7 +35,10 @@ INTRODUCED: dict[tuple[str, ...], Any] = {("data", "dataset"): "nyuv2", ("train"
 # revision, so its runs cached before the change are recomputed while every other id stays. `pointwise_stride`: the
 # 1×1 strided convolutions computed as subsample + stride 1 (`models.convolution`; oneDNN's own kernel gave wrong
 # weight gradients there), i.e. models with such a layer of < 16 input channels (the smoke ResNet, width 4).
-REVISIONS: dict[str, int] = {"pointwise_stride": 2}
+# `soft_threshold`: the threshold gradients of STR and AdapMTL (and its ablations) summed in float64 by the compiled
+# kernel (`pruning.soft_threshold`; revision 1 summed in float32 in torch's order), i.e. every method whose strategy
+# lists it in `code_paths`.
+REVISIONS: dict[str, int] = {"pointwise_stride": 2, "soft_threshold": 2}
 
 
 @functools.lru_cache(maxsize=256)
@@ -70,7 +73,7 @@ def resolved(cfg: Any) -> dict[str, Any]:
         out["pruning"]["params"] = method_params(cfg.pruning)
         out["weighting"]["params"] = resolved_params(cfg.weighting.name, dict(cfg.weighting.params))
         out["dense"] = resolved(cfg.dense) if cfg.dense is not None else None
-        if revisions := _revisions(cfg.model, tuple(cfg.tasks)):
+        if revisions := {**_revisions(cfg.model, tuple(cfg.tasks)), **method_revisions(cfg.pruning)}:
             out["revisions"] = revisions
     return out
 
@@ -79,6 +82,13 @@ def resolved(cfg: Any) -> dict[str, Any]:
 def config_hash(cfg: Any) -> str:
     blob = json.dumps({"schema": SCHEMA, "config": resolved(cfg)}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def method_revisions(pruning: Any) -> dict[str, int]:
+    """The revisions of the code paths the pruning method takes (`PruningStrategy.code_paths`)."""
+    from .pruning import STRATEGIES
+
+    return {path: REVISIONS[path] for path in STRATEGIES.get(pruning.method).code_paths}
 
 
 def method_params(pruning: Any) -> dict[str, Any]:

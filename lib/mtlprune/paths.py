@@ -2,7 +2,7 @@
 
 Environment overrides: MTLPRUNE_DATA (data root), MTLPRUNE_RUNS (runs store), MTLPRUNE_NYUV2 (real NYU-v2 release),
 MTLPRUNE_TASKONOMY (the Tiny-Taskonomy release),
-MTLPRUNE_DECATHLON (the Visual Decathlon release).
+MTLPRUNE_DECATHLON (the Visual Decathlon release), MTLPRUNE_NATIVE (where compiled kernels are cached).
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ def taskonomy_real_root() -> Path:
 
 def decathlon_root() -> Path:
     return Path(os.environ.get("MTLPRUNE_DECATHLON", data_root() / "decathlon"))
+
+
+def native_dir() -> Path:
+    """Compiled kernels (`pruning.native`), one file per source, compiler and CPU: rebuilt on demand, never committed."""
+    return Path(os.environ.get("MTLPRUNE_NATIVE", data_root() / "native"))
 
 
 def runs_root() -> Path:

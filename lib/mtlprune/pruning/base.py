@@ -43,6 +43,7 @@ class PruningStrategy:
     needs_dense = False  # True: the run starts from the trained dense reference (`cfg.dense`)
     prunes = True  # False: a control that keeps every weight (its sparsity must be 0)
     keeps_snapshots = False  # True: the run saves weight snapshots early in training (LTH rewinding points)
+    code_paths: tuple[str, ...] = ()  # numerically revised code paths the method takes (`identity.REVISIONS`)
 
     def __init__(self, cfg: PruningConfig) -> None:
         self.cfg = cfg

@@ -5,18 +5,21 @@ The slack of weight w under its threshold s_g is z = logit(|w|) − s_g, compute
 projection needs the k-th smallest z over all weights. `kth_slack` returns exactly `z.kthvalue(k)` of that full
 computation (a test checks it against `slack_all`), faster on CPU: z grows with a inside each threshold's group, so a
 strided sample brackets the k-th value, weights whose a lies clearly below or above the bracket (by a margin of
-`MARGIN` logit units, far beyond float32 rounding) are only counted, and the slack is computed, by the same float32
-operations, for the few percent inside; the result is checked (the count and the bracket) and the full computation is
-the fallback whenever the check fails. Elsewhere (CUDA) `kth_smallest` selects from the full z.
+`MARGIN` logit units, far beyond float32 rounding) are only counted (one pass of the compiled kernel,
+`soft_threshold.c`: `st_bracket`), and the slack is computed, by the same float32 torch operations, for the few percent
+inside; the result is checked (the count and the bracket) and the full computation is the fallback whenever the check
+fails. Elsewhere (CUDA) `kth_smallest` selects from the full z.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numpy as np
 import torch
 
+from .native import soft_threshold_kernel
 from .soft_threshold import FlatPlan
 
 MARGIN = 1e-3  # logit units; the float32 slack of a weight is within ~3e-5 of its exact value for |z| <= 100
@@ -24,8 +27,11 @@ SAMPLE = 4096  # strided probe of the buffer that brackets the k-th value
 RANK_MARGIN = 0.02  # the bracket: the probe's quantiles at k/n ± this
 
 
+A_MIN, A_MAX = 1e-30, 1 - 1e-7  # |w| is clamped into [A_MIN, A_MAX] before its logit
+
+
 def clamped_abs(flat: torch.Tensor) -> torch.Tensor:
-    return flat.abs().clamp_(1e-30, 1 - 1e-7)
+    return flat.abs().clamp_(A_MIN, A_MAX)
 
 
 def _logit(a: torch.Tensor) -> torch.Tensor:
@@ -86,29 +92,32 @@ def kth_slack(plan: FlatPlan, offsets: list[float], k: int) -> float:
     n = flat.numel()
     if flat.device.type != "cpu" or flat.dtype != torch.float32 or n <= 4 * SAMPLE:
         return float(kth_smallest(slack_all(plan, offsets), k))
-    a = clamped_abs(flat).numpy()
     # the bracket, from the slack of a strided sample (float64: it only has to be close)
     positions = np.arange(SAMPLE) * (n - 1) // (SAMPLE - 1)
     starts = np.array([lo for lo, _ in plan.group_spans])
     probe_offsets = np.asarray(offsets, dtype=np.float64)[np.searchsorted(starts, positions, side="right") - 1]
-    sampled = a[positions].astype(np.float64)
+    sampled = np.clip(np.abs(flat.numpy()[positions].astype(np.float64)), A_MIN, A_MAX)
     probe = np.sort(np.log(sampled) - np.log1p(-sampled) - probe_offsets)
     q = k / n  # near either end the bracket is open there (a probe's extreme misses the true one)
     lo = float(probe[int((q - RANK_MARGIN) * SAMPLE)]) if q > RANK_MARGIN else -math.inf
     hi = float(probe[int((q + RANK_MARGIN) * SAMPLE) + 1]) if q + RANK_MARGIN < 1 - 2 / SAMPLE else math.inf
-    below = 0
-    inside: list[torch.Tensor] = []
-    for (start, end), s in zip(plan.group_spans, offsets):
-        # slack grows with a inside a group: a <= sigmoid(lo + s − MARGIN) has slack < lo, a >= sigmoid(hi + s +
-        # MARGIN) has slack > hi (bounds rounded outwards to float32)
-        low, high = _float32_down(_sigmoid(lo + s - MARGIN)), _float32_up(_sigmoid(hi + s + MARGIN))
-        group = a[start:end]
-        # NumPy's comparisons, `compress` and `partition` are vectorised; torch's comparisons into booleans are not
-        # on CPU (4-5x slower here)
-        keep = group > low
-        below += group.size - int(np.count_nonzero(keep))
-        keep &= group < high
-        inside.append(slack(torch.from_numpy(np.compress(keep, group)), s))
+    # slack grows with a inside a group: a <= sigmoid(lo + s − MARGIN) has slack < lo, a >= sigmoid(hi + s + MARGIN)
+    # has slack > hi (bounds rounded outwards to float32); the kernel counts the first and copies the weights in
+    # between, in one pass (`soft_threshold.c`: st_bracket)
+    lows = [float(_float32_down(_sigmoid(lo + s - MARGIN))) for s in offsets]
+    highs = [float(_float32_up(_sigmoid(hi + s + MARGIN))) for s in offsets]
+    n_groups = len(offsets)
+    buffer = torch.empty(n, dtype=torch.float32)
+    counts = (ctypes.c_int64 * n_groups)()
+    below = ctypes.c_int64()
+    soft_threshold_kernel().st_bracket(flat.data_ptr(), plan.c_arrays()[0], (ctypes.c_float * n_groups)(*lows),
+                                       (ctypes.c_float * n_groups)(*highs), n_groups, A_MIN, A_MAX, buffer.data_ptr(),
+                                       counts, ctypes.byref(below))
+    below = below.value
+    inside, start = [], 0
+    for count, s in zip(counts, offsets):
+        inside.append(slack(buffer[start:start + count], s))  # the same float32 operations as `slack_all`
+        start += count
     candidates = torch.cat(inside).numpy()
     if below < k <= below + candidates.size:
         value = float(np.partition(candidates, k - below - 1)[k - below - 1])

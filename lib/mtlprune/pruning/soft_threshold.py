@@ -14,6 +14,7 @@ The exported model bakes S(W, s) in (a plain mask of W would keep the un-shrunk 
 from __future__ import annotations
 
 import bisect
+import ctypes
 import itertools
 import math
 
@@ -25,6 +26,7 @@ from ..models import prunable_layers
 from .base import STRATEGIES, PruningStrategy, TrainContext, param
 from .masks import original
 from .masked import load_into_masked
+from .native import soft_threshold_kernel
 
 
 class SoftThreshold(nn.Module):
@@ -74,6 +76,14 @@ class FlatPlan:
         self.layer_spans = [(bisect.bisect_left(groups, g), bisect.bisect_right(groups, g))
                             for g in range(len(thresholds))]
         self.group_spans = [(ends[a], ends[b]) for a, b in self.layer_spans]
+        self.order = order  # buffer position -> model index
+        self.use_kernel = True  # on CPU (`_kernel_applies`); tests switch it off to check the torch ops against it
+        self._c: tuple | None = None
+        self._layouts: dict[tuple[int, tuple[int, ...]], tuple[int, int] | None] = {}
+        self.layouts: list[tuple[int, int]] = []  # the (rows, row stride) of each gradient the kernel last read
+        self.cache_keys: list[tuple[int, str]] = []  # set by `fuse_soft_thresholds`
+        self.cache_context = None  # the `parametrize.cached()` context open during a training forward pass
+        self.cache_added: list[tuple[int, str]] = []  # the keys it seeded
         self.flat: torch.Tensor | None = None
         self.geometry: list[tuple[tuple[int, ...], tuple[int, ...], int]] = []  # each weight's view: set by `bind`
         self.pointers: list[int] = []
@@ -97,6 +107,40 @@ class FlatPlan:
         self.flat = f
         return f
 
+    def c_arrays(self) -> tuple[ctypes.Array, ...]:
+        """What the kernel reads: the group bounds, the layer sizes (buffer order), and per layer a slot for the
+        address of its gradient, its number of rows and their stride (`grad_layout`). Made once; a copy of the plan
+        makes its own (ctypes arrays do not deep-copy)."""
+        if self._c is None:
+            n = len(self.sizes)
+            self._c = ((ctypes.c_int64 * (len(self.thresholds) + 1))(0, *(b for _, b in self.group_spans)),
+                       (ctypes.c_int64 * n)(*self.sizes), (ctypes.c_void_p * n)(), (ctypes.c_int64 * n)(),
+                       (ctypes.c_int64 * n)())
+            self.layouts = []  # the arrays' rows and row strides are not written yet
+        return self._c
+
+    def grad_layout(self, i: int, grad_stride: tuple[int, ...]) -> tuple[int, int] | None:
+        """How weight i's gradient with strides `grad_stride` lies in memory, as the kernel reads it: (rows, row
+        stride), the rows holding the weight's elements in its view's order; None when it does not (a copy is made).
+        Gradients come as their weight (1 row) or, for the fused heads' branch classifiers, as a view into a wider
+        gradient (its outermost dimension strided). Cached per weight and strides."""
+        key = (i, grad_stride)
+        layout = self._layouts.get(key, ())
+        if layout != ():
+            return layout
+        shape, stride, _ = self.geometry[i]
+        dims = sorted((d for d in range(len(shape)) if shape[d] > 1), key=lambda d: -stride[d])  # outermost first
+        layout = None
+        if all(grad_stride[d] == stride[d] for d in dims):  # the same memory order (size-1 dimensions aside)
+            layout = (1, 0)
+        elif all(grad_stride[d] == stride[d] for d in dims[1:]) and grad_stride[dims[0]] >= stride[dims[0]]:
+            layout = (shape[dims[0]], grad_stride[dims[0]])
+        self._layouts[key] = layout
+        return layout
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_c": None, "_layouts": {}, "layouts": []}
+
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """`flat` (laid out as the buffer) cut into tensors shaped and strided as the weights, in model order."""
         return [flat.as_strided(shape, stride, o) for shape, stride, o in self.geometry]
@@ -109,56 +153,118 @@ def _consumed_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else t.dtype
 
 
+def _kernel_applies(plan: FlatPlan, dtype: torch.dtype) -> bool:
+    return plan.use_kernel and plan.flat.device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+
+
+def _forward_kernel(plan: FlatPlan, lams: list[float], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """S (in `dtype`) and sign(S) as int8, one pass (`soft_threshold.c`)."""
+    flat = plan.flat
+    out = torch.empty(flat.shape, dtype=dtype)
+    signs = torch.empty(flat.shape, dtype=torch.int8)
+    bounds = plan.c_arrays()[0]
+    soft_threshold_kernel().st_forward(flat.data_ptr(), bounds, (ctypes.c_float * len(lams))(*lams),
+                                       len(lams), out.data_ptr(), int(dtype == torch.bfloat16), signs.data_ptr())
+    return out, signs
+
+
+def _forward_torch(plan: FlatPlan, lams: list[float], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same S and sign(S) (float32) in torch ops: two passes per threshold span (clamp with a number bound is
+    several times faster than with a tensor bound), the sign while the span is in cache, one cast at the end."""
+    flat = plan.flat
+    out = torch.empty_like(flat)
+    signs = torch.empty_like(flat)
+    for (a, b), bound in zip(plan.group_spans, lams):
+        torch.clamp(flat[a:b], -bound, bound, out=out[a:b])
+        torch.sub(flat[a:b], out[a:b], out=out[a:b])
+        torch.sign(out[a:b], out=signs[a:b])
+    return out.to(dtype), signs
+
+
+def _backward_kernel(plan: FlatPlan, signs: torch.Tensor, grads: tuple[torch.Tensor, ...]):
+    """dL/dW (float32, the buffer's layout) and each threshold's Σ dL/dS·sign(S) (float64 in the kernel's fixed
+    order, summed over the group's layers in buffer order), one pass (`soft_threshold.c`)."""
+    dtype = grads[0].dtype if grads[0].dtype in (torch.bfloat16, torch.float32) else torch.float32
+    _, sizes, slots, rows, row_strides = plan.c_arrays()
+    held, pointers, layouts = [], [], []  # held: gradients re-laid out for the kernel, alive until it has read them
+    for i in plan.order:
+        grad = grads[i]
+        layout = plan.grad_layout(i, grad.stride()) if grad.dtype == dtype and grad.is_cpu else None
+        if layout is None:  # not as the kernel reads it (not seen in training: a safety net)
+            shape, stride, _ = plan.geometry[i]
+            grad = torch.empty_strided(shape, stride, dtype=dtype).copy_(grad)
+            held.append(grad)
+            layout = (1, 0)
+        pointers.append(grad.data_ptr())
+        layouts.append(layout)
+    slots[:] = pointers
+    if layouts != plan.layouts:  # the same from step to step: written once
+        rows[:], row_strides[:] = [r for r, _ in layouts], [t for _, t in layouts]
+        plan.layouts = layouts
+    g = torch.empty(signs.shape, dtype=torch.float32)
+    sums = torch.empty(len(plan.sizes), dtype=torch.float64)
+    soft_threshold_kernel().st_backward(slots, int(dtype == torch.bfloat16), sizes, rows, row_strides,
+                                        len(plan.sizes), signs.data_ptr(), g.data_ptr(), sums.data_ptr())
+    per_layer = sums.tolist()
+    return g, [sum(per_layer[a:b]) for a, b in plan.layer_spans]
+
+
+def _backward_torch(plan: FlatPlan, signs: torch.Tensor, grads: tuple[torch.Tensor, ...]):
+    """The same in torch ops: the gradients widened into one float32 buffer by one `_foreach_copy_`, multiplied by
+    the signs, summed per layer and per group (float32, torch's order), multiplied by the signs again."""
+    g = torch.empty_like(signs)
+    torch._foreach_copy_(plan.views(g), list(grads))
+    g.mul_(signs)  # sign(W)·dL/dS where kept, ±0 where pruned
+    per_layer = torch.stack([product.sum() for product in g.split(plan.sizes)])  # in the buffer's order
+    per_group = [per_layer[a:b].sum() for a, b in plan.layer_spans]
+    g.mul_(signs)  # dL/dW: back to dL/dS where kept (sign² = 1), ±0 where pruned
+    return g, per_group
+
+
 class SoftShrinkAll(torch.autograd.Function):
     """Every soft-thresholded layer in one autograd node, over the flat buffer (`FlatPlan`). Forward:
     S = W − clamp(W, −λ, λ) with λ = sigmoid(s_g) of each weight's threshold (W − λ above λ, W + λ below −λ, exactly
-    +0 between: the same floats as `F.softshrink`), two passes per threshold over its span of the buffer with λ as a
-    number (torch's clamp with tensor bounds is several times slower). Backward: dL/dW = dL/dS where S ≠ 0 (0
-    elsewhere, as softshrink's backward), and for each threshold dL/ds_g = −λ_g(1 − λ_g) Σ_{layers of g}
-    ⟨dL/dW, sign(W)⟩ (dS/dλ = −sign(W) where kept), summed per layer and then over the group's layers in model order,
-    as STR's separate pass after the backward did before (a test checks all of it bit for bit against the per-layer
-    path). Inputs: the plan, the thresholds, the weights (views of the buffer: autograd routes their gradients; the
-    arithmetic reads the buffer).
+    +0 between: the same floats as `F.softshrink`). Backward: dL/dW = dL/dS where S ≠ 0 (0 elsewhere, as
+    softshrink's backward), and for each threshold dL/ds_g = −λ_g(1 − λ_g) Σ_{weights of g} dL/dS·sign(W)
+    (dS/dλ = −sign(W) where kept). Inputs: the plan, the thresholds, the weights (views of the buffer: autograd routes
+    their gradients; the arithmetic reads the buffer).
+
+    On CPU both directions run in the compiled kernel (`soft_threshold.c`, one pass each; the threshold sums in
+    float64 in a fixed order); elsewhere (CUDA) in torch ops (`_forward_torch`, `_backward_torch`: float32 sums in
+    torch's order). Tests check S and dL/dW bit for bit between the two and against per-layer softshrink, and the
+    threshold gradients against an exactly rounded sum.
 
     Inside an autocast region S comes out in its dtype, cast once for the whole buffer: the same values as each
-    convolution's own cast, without 48 casts and their 48 backward nodes; the 16-bit gradients are widened back into
-    one float32 buffer by one `_foreach_copy_`. The arithmetic stays in float32 (torch's bf16 elementwise kernels on
-    CPU are 2-3x slower than its float32 ones)."""
+    convolution's own cast, without 48 casts and their 48 backward nodes; the 16-bit gradients are widened back to
+    float32 (the arithmetic stays in float32)."""
 
     @staticmethod
     def forward(ctx, plan: FlatPlan, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        n_groups = len(plan.thresholds)
-        lams = [torch.sigmoid(s.detach()) for s in tensors[:n_groups]]
-        flat = plan.flat
-        out = torch.empty_like(flat)
-        signs = torch.empty_like(flat)
-        for (a, b), lam in zip(plan.group_spans, lams):
-            bound = float(lam)  # a float32 value, so ±bound are exactly ±λ in the kernel
-            torch.clamp(flat[a:b], -bound, bound, out=out[a:b])
-            torch.sub(flat[a:b], out[a:b], out=out[a:b])
-            torch.sign(out[a:b], out=signs[a:b])  # while the span is still in cache
-        ctx.plan = plan
-        ctx.save_for_backward(signs, *lams)  # sign(W) where kept, 0 where pruned: the mask and the sign at once
-        return tuple(plan.views(out.to(_consumed_dtype(flat))))
+        # λ as numbers: float32 values, so ±λ are exactly the kernel's bounds
+        lams = [float(torch.sigmoid(s.detach())) for s in tensors[:len(plan.thresholds)]]
+        dtype = _consumed_dtype(plan.flat)
+        forward = _forward_kernel if _kernel_applies(plan, dtype) else _forward_torch
+        out, signs = forward(plan, lams, dtype)
+        ctx.plan, ctx.lams = plan, lams
+        ctx.save_for_backward(signs)  # sign(W) where kept, 0 where pruned: the mask and the sign at once
+        return tuple(plan.views(out))
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor):
         plan: FlatPlan = ctx.plan
-        signs, *lams = ctx.saved_tensors
-        g = torch.empty_like(signs)
-        g_views = plan.views(g)
-        torch._foreach_copy_(g_views, list(grads))  # every layer's dL/dS into one float32 buffer (widened if 16-bit)
+        (signs,) = ctx.saved_tensors
+        backward = _backward_kernel if signs.dtype == torch.int8 else _backward_torch
+        g, per_group = backward(plan, signs, grads)
         grad_s: list[torch.Tensor | None] = [None] * len(plan.thresholds)
-        if any(ctx.needs_input_grad[1:1 + len(plan.thresholds)]):
-            g.mul_(signs)  # sign(W)·dL/dS where kept, ±0 where pruned
-            per_layer = torch.stack([product.sum() for product in g.split(plan.sizes)])  # in the buffer's order
-            per_group = torch.stack([per_layer[a:b].sum() for a, b in plan.layer_spans])
-            lam = torch.stack(lams)
-            grad_s = list((-per_group * lam * (1 - lam)).unbind())
-            g.mul_(signs)  # dL/dW: back to dL/dS where kept (sign² = 1), ±0 where pruned
-        else:
-            g.mul_(signs.abs())  # not in place: a retained graph reads the saved signs again
-        return (None, *grad_s, *g_views)
+        if any(ctx.needs_input_grad[1:1 + len(plan.thresholds)]):  # −λ(1 − λ)·Σ
+            if isinstance(per_group[0], float):  # the kernel's float64 sums: the product in float64, rounded once
+                values = torch.tensor([-v * lam * (1 - lam) for v, lam in zip(per_group, ctx.lams)],
+                                      dtype=torch.float32)
+            else:  # torch's float32 sums: float32 arithmetic
+                lam = torch.tensor(ctx.lams, dtype=torch.float32, device=g.device)
+                values = -torch.stack(per_group) * lam * (1 - lam)
+            grad_s = [t.reshape(s.shape) for t, s in zip(values.unbind(), plan.thresholds)]
+        return (None, *grad_s, *plan.views(g))
 
 
 class SoftShrink(torch.autograd.Function):
@@ -186,13 +292,32 @@ def _fuse_pre_hook(model: nn.Module, args) -> None:
             m.__dict__["fused"] = None
         return
     plan.bind()
-    for m, s in zip(plan.modules, SoftShrinkAll.apply(plan, *plan.thresholds, *plan.params)):
+    fused = SoftShrinkAll.apply(plan, *plan.thresholds, *plan.params)
+    for m, s in zip(plan.modules, fused):
         m.__dict__["fused"] = s  # a plain attribute: nn.Module.__setattr__ costs ~1.5 µs a layer, twice a step
+    # torch's parametrization cache (`parametrize.cached`), seeded with these values under its keys (module id,
+    # tensor name): each layer's `weight` is then a dictionary lookup instead of a call through its
+    # ParametrizationList (~9 µs a layer). A key that misses (a layer whose property belongs to another module object)
+    # still gets the same value, through `SoftThreshold.forward`; a weight an enclosing `cached()` already holds (a
+    # caller that takes gradients w.r.t. it) keeps its entry.
+    context = parametrize.cached()
+    context.__enter__()
+    cache = parametrize._cache
+    plan.cache_added = [key for key, s in zip(plan.cache_keys, fused) if cache.setdefault(key, s) is s]
+    plan.cache_context = context
 
 
 def _fuse_post_hook(model: nn.Module, args, output) -> None:
-    for m in model._soft_threshold_plan.modules:
-        m.__dict__["fused"] = None  # these values belong to this forward pass: the weights change at the next step
+    """After every forward pass, also one that raised (registered with `always_call`): the values belong to this
+    pass (the weights change at the next step), so they leave the modules and the cache."""
+    plan: FlatPlan = model._soft_threshold_plan
+    for m in plan.modules:
+        m.__dict__["fused"] = None
+    context, plan.cache_context = plan.cache_context, None
+    if context is not None:
+        for key in plan.cache_added:
+            parametrize._cache.pop(key, None)  # ours, also when an enclosing `cached()` keeps the cache alive
+        context.__exit__(None, None, None)
 
 
 def flat_plan(model: nn.Module) -> FlatPlan:
@@ -211,11 +336,13 @@ def fuse_soft_thresholds(model: nn.Module) -> None:
     for m in modules:
         index.setdefault(id(m.sparse_threshold), len(index))
     thresholds = list({id(m.sparse_threshold): m.sparse_threshold for m in modules}.values())
-    model._soft_threshold_plan = FlatPlan(modules, [original(layer.module) for layer in layers], thresholds,
-                                          tuple(index[id(m.sparse_threshold)] for m in modules))
+    plan = FlatPlan(modules, [original(layer.module) for layer in layers], thresholds,
+                    tuple(index[id(m.sparse_threshold)] for m in modules))
+    plan.cache_keys = [(id(layer.module), "weight") for layer in layers]  # parametrize's cache keys
+    model._soft_threshold_plan = plan
     if not getattr(model, "_soft_threshold_hooked", False):
         model.register_forward_pre_hook(_fuse_pre_hook)
-        model.register_forward_hook(_fuse_post_hook)
+        model.register_forward_hook(_fuse_post_hook, always_call=True)
         model._soft_threshold_hooked = True
 
 
@@ -241,6 +368,7 @@ def logit(p: float) -> float:
 @STRATEGIES.register("str")
 class STR(PruningStrategy):
     needs_dense = True
+    code_paths = ("soft_threshold",)  # threshold gradients summed by the compiled kernel (`SoftShrinkAll`)
     granularity = "layer"  # AdapMTL overrides: one threshold per component
 
     def __init__(self, cfg):
