@@ -71,36 +71,38 @@ def _build(cc: list[str], target: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        errors = []
         for tune in (TUNE, []):  # a compiler without -march=native still builds the same arithmetic
             done = subprocess.run([*cc, *FLAGS, *tune, "-o", tmp, str(SOURCE)], capture_output=True, text=True,
                                   timeout=300)
             if done.returncode == 0:
                 os.replace(tmp, target)  # atomic: a concurrent run sees no file or the whole file
                 return
-            errors.append(done.stderr.strip()[-2000:])
-        raise KernelUnavailable(f"{' '.join(cc)} could not build {SOURCE.name}:\n{errors[-1]}\n{_FIX}")
+        raise KernelUnavailable(f"{' '.join(cc)} could not build {SOURCE.name}:\n{done.stderr.strip()[-2000:]}\n"
+                                f"{_FIX}")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _load(cc: list[str], target: Path) -> ctypes.CDLL:
+    """The built kernel; a file that does not load (e.g. truncated by a crashed machine) is rebuilt once."""
+    if target.exists():
+        try:
+            return ctypes.CDLL(str(target))
+        except OSError:
+            target.unlink(missing_ok=True)
+    _build(cc, target)
+    try:
+        return ctypes.CDLL(str(target))
+    except OSError as e:
+        raise KernelUnavailable(f"cannot load {target} ({e}); {_FIX}") from None
 
 
 @functools.lru_cache(maxsize=1)
 def soft_threshold_kernel() -> ctypes.CDLL:
     """The loaded kernel (built first if this machine has none cached). Raises `KernelUnavailable` naming the fix."""
     cc = compiler()
-    target = paths.native_dir() / f"soft_threshold-{_key(cc)}.so"
-    if not target.exists():
-        _build(cc, target)
-    try:
-        lib = ctypes.CDLL(str(target))
-    except OSError as e:  # e.g. a truncated file left by a crashed machine: rebuild once
-        target.unlink(missing_ok=True)
-        _build(cc, target)
-        try:
-            lib = ctypes.CDLL(str(target))
-        except OSError:
-            raise KernelUnavailable(f"cannot load {target} ({e}); {_FIX}") from None
+    lib = _load(cc, paths.native_dir() / f"soft_threshold-{_key(cc)}.so")
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.st_forward.argtypes = [p, p, p, i64, p, i64, p]
     lib.st_forward.restype = None

@@ -114,11 +114,8 @@ def kth_slack(plan: FlatPlan, offsets: list[float], k: int) -> float:
                                        (ctypes.c_float * n_groups)(*highs), n_groups, A_MIN, A_MAX, buffer.data_ptr(),
                                        counts, ctypes.byref(below))
     below = below.value
-    inside, start = [], 0
-    for count, s in zip(counts, offsets):
-        inside.append(slack(buffer[start:start + count], s))  # the same float32 operations as `slack_all`
-        start += count
-    candidates = torch.cat(inside).numpy()
+    groups = buffer[:sum(counts)].split(list(counts))
+    candidates = torch.cat([slack(a, s) for a, s in zip(groups, offsets)]).numpy()  # `slack_all`'s float32 ops
     if below < k <= below + candidates.size:
         value = float(np.partition(candidates, k - below - 1)[k - below - 1])
         if lo <= value <= hi:  # then every counted weight lies below it and every skipped one above

@@ -48,7 +48,8 @@ static inline float shrink(float x, float lam) {
 static inline int8_t sign_of(float s) { return (int8_t)((s > 0.0f) - (s < 0.0f)); }
 
 /* w: the flat float32 weights; group g spans [bounds[g], bounds[g + 1]) with threshold lams[g]. Writes out (bf16 when
- * out_bf16, else float32) and sgn (sign(S): -1, 0 or 1). */
+ * out_bf16, else float32) and sgn (sign(S): -1, 0 or 1). One loop per output type: with the type chosen inside the
+ * loop gcc vectorises neither (measured: 25x slower). */
 void st_forward(const float *w, const int64_t *bounds, const float *lams, int64_t n_groups, void *out,
                 int64_t out_bf16, int8_t *sgn) {
     for (int64_t g = 0; g < n_groups; g++) {

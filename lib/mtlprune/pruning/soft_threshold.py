@@ -79,8 +79,8 @@ class FlatPlan:
         self.order = order  # buffer position -> model index
         self.use_kernel = True  # on CPU (`_kernel_applies`); tests switch it off to check the torch ops against it
         self._c: tuple | None = None
-        self._layouts: dict[tuple[int, tuple[int, ...]], tuple[int, int] | None] = {}
-        self.layouts: list[tuple[int, int]] = []  # the (rows, row stride) of each gradient the kernel last read
+        self._grad_strides: tuple | None = None  # the gradients' strides the kernel's row arrays were written for
+        self._grad_layouts: list[tuple[int, int] | None] = []
         self.cache_keys: list[tuple[int, str]] = []  # set by `fuse_soft_thresholds`
         self.cache_context = None  # the `parametrize.cached()` context open during a training forward pass
         self.cache_added: list[tuple[int, str]] = []  # the keys it seeded
@@ -109,37 +109,41 @@ class FlatPlan:
 
     def c_arrays(self) -> tuple[ctypes.Array, ...]:
         """What the kernel reads: the group bounds, the layer sizes (buffer order), and per layer a slot for the
-        address of its gradient, its number of rows and their stride (`grad_layout`). Made once; a copy of the plan
+        address of its gradient, its number of rows and their stride (`grad_layouts`). Made once; a copy of the plan
         makes its own (ctypes arrays do not deep-copy)."""
         if self._c is None:
             n = len(self.sizes)
             self._c = ((ctypes.c_int64 * (len(self.thresholds) + 1))(0, *(b for _, b in self.group_spans)),
                        (ctypes.c_int64 * n)(*self.sizes), (ctypes.c_void_p * n)(), (ctypes.c_int64 * n)(),
                        (ctypes.c_int64 * n)())
-            self.layouts = []  # the arrays' rows and row strides are not written yet
         return self._c
 
-    def grad_layout(self, i: int, grad_stride: tuple[int, ...]) -> tuple[int, int] | None:
-        """How weight i's gradient with strides `grad_stride` lies in memory, as the kernel reads it: (rows, row
-        stride), the rows holding the weight's elements in its view's order; None when it does not (a copy is made).
-        Gradients come as their weight (1 row) or, for the fused heads' branch classifiers, as a view into a wider
-        gradient (its outermost dimension strided). Cached per weight and strides."""
-        key = (i, grad_stride)
-        layout = self._layouts.get(key, ())
-        if layout != ():
-            return layout
-        shape, stride, _ = self.geometry[i]
-        dims = sorted((d for d in range(len(shape)) if shape[d] > 1), key=lambda d: -stride[d])  # outermost first
-        layout = None
-        if all(grad_stride[d] == stride[d] for d in dims):  # the same memory order (size-1 dimensions aside)
-            layout = (1, 0)
-        elif all(grad_stride[d] == stride[d] for d in dims[1:]) and grad_stride[dims[0]] >= stride[dims[0]]:
-            layout = (shape[dims[0]], grad_stride[dims[0]])
-        self._layouts[key] = layout
-        return layout
+    def grad_layouts(self, strides: tuple[tuple[int, ...], ...]) -> list[tuple[int, int] | None]:
+        """How each weight's gradient (`strides`: theirs, in model order) lies in memory as the kernel reads it, in
+        the buffer's order: (rows, row stride), the rows holding the weight's elements in its view's order, or None
+        where it does not (the caller copies that one). Gradients come as their weight (1 row) or, for the fused
+        heads' branch classifiers, as a view into a wider gradient (its outermost dimension strided). The strides are
+        the same from step to step: the kernel's row arrays are written only when they change."""
+        if strides != self._grad_strides:
+            layouts = []
+            for i in self.order:
+                shape, stride, _ = self.geometry[i]
+                grad_stride = strides[i]
+                dims = sorted((d for d in range(len(shape)) if shape[d] > 1), key=lambda d: -stride[d])  # outer first
+                layout = None
+                if all(grad_stride[d] == stride[d] for d in dims):  # the same memory order (size-1 dimensions aside)
+                    layout = (1, 0)
+                elif all(grad_stride[d] == stride[d] for d in dims[1:]) and grad_stride[dims[0]] >= stride[dims[0]]:
+                    layout = (shape[dims[0]], grad_stride[dims[0]])
+                layouts.append(layout)
+            _, _, _, rows, row_strides = self.c_arrays()
+            rows[:] = [layout[0] if layout else 1 for layout in layouts]  # a copy (None) is read as one row
+            row_strides[:] = [layout[1] if layout else 0 for layout in layouts]
+            self._grad_strides, self._grad_layouts = strides, layouts
+        return self._grad_layouts
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_c": None, "_layouts": {}, "layouts": []}
+        return {**self.__dict__, "_c": None, "_grad_strides": None}
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """`flat` (laid out as the buffer) cut into tensors shaped and strided as the weights, in model order."""
@@ -181,44 +185,43 @@ def _forward_torch(plan: FlatPlan, lams: list[float], dtype: torch.dtype) -> tup
     return out.to(dtype), signs
 
 
-def _backward_kernel(plan: FlatPlan, signs: torch.Tensor, grads: tuple[torch.Tensor, ...]):
-    """dL/dW (float32, the buffer's layout) and each threshold's Σ dL/dS·sign(S) (float64 in the kernel's fixed
-    order, summed over the group's layers in buffer order), one pass (`soft_threshold.c`)."""
-    dtype = grads[0].dtype if grads[0].dtype in (torch.bfloat16, torch.float32) else torch.float32
+def _backward_kernel(plan: FlatPlan, signs: torch.Tensor, grads: tuple[torch.Tensor, ...], lams: list[float]):
+    """dL/dW (float32, the buffer's layout) and each threshold's gradient −λ(1 − λ)·Σ dL/dS·sign(S), the sum in
+    float64 in the kernel's fixed order (over the group's layers in buffer order), the product in float64, rounded
+    once to float32; one pass (`soft_threshold.c`). The gradients come in S's dtype (autograd casts them)."""
+    dtype = grads[0].dtype
     _, sizes, slots, rows, row_strides = plan.c_arrays()
-    held, pointers, layouts = [], [], []  # held: gradients re-laid out for the kernel, alive until it has read them
-    for i in plan.order:
+    held = []  # gradients re-laid out for the kernel, alive until it has read them
+    pointers = []
+    for i, layout in zip(plan.order, plan.grad_layouts(tuple(grad.stride() for grad in grads))):
         grad = grads[i]
-        layout = plan.grad_layout(i, grad.stride()) if grad.dtype == dtype and grad.is_cpu else None
         if layout is None:  # not as the kernel reads it (not seen in training: a safety net)
             shape, stride, _ = plan.geometry[i]
             grad = torch.empty_strided(shape, stride, dtype=dtype).copy_(grad)
             held.append(grad)
-            layout = (1, 0)
         pointers.append(grad.data_ptr())
-        layouts.append(layout)
     slots[:] = pointers
-    if layouts != plan.layouts:  # the same from step to step: written once
-        rows[:], row_strides[:] = [r for r, _ in layouts], [t for _, t in layouts]
-        plan.layouts = layouts
     g = torch.empty(signs.shape, dtype=torch.float32)
     sums = torch.empty(len(plan.sizes), dtype=torch.float64)
     soft_threshold_kernel().st_backward(slots, int(dtype == torch.bfloat16), sizes, rows, row_strides,
                                         len(plan.sizes), signs.data_ptr(), g.data_ptr(), sums.data_ptr())
     per_layer = sums.tolist()
-    return g, [sum(per_layer[a:b]) for a, b in plan.layer_spans]
+    per_group = [sum(per_layer[a:b]) for a, b in plan.layer_spans]
+    return g, torch.tensor([-v * lam * (1 - lam) for v, lam in zip(per_group, lams)], dtype=torch.float32)
 
 
-def _backward_torch(plan: FlatPlan, signs: torch.Tensor, grads: tuple[torch.Tensor, ...]):
-    """The same in torch ops: the gradients widened into one float32 buffer by one `_foreach_copy_`, multiplied by
-    the signs, summed per layer and per group (float32, torch's order), multiplied by the signs again."""
+def _backward_torch(plan: FlatPlan, signs: torch.Tensor, grads: tuple[torch.Tensor, ...], lams: list[float]):
+    """The same in torch ops, float32 throughout: the gradients widened into one float32 buffer by one
+    `_foreach_copy_`, multiplied by the signs, summed per layer and per group (torch's order), multiplied by the signs
+    again."""
     g = torch.empty_like(signs)
     torch._foreach_copy_(plan.views(g), list(grads))
     g.mul_(signs)  # sign(W)·dL/dS where kept, ±0 where pruned
     per_layer = torch.stack([product.sum() for product in g.split(plan.sizes)])  # in the buffer's order
-    per_group = [per_layer[a:b].sum() for a, b in plan.layer_spans]
+    per_group = torch.stack([per_layer[a:b].sum() for a, b in plan.layer_spans])
     g.mul_(signs)  # dL/dW: back to dL/dS where kept (sign² = 1), ±0 where pruned
-    return g, per_group
+    lam = torch.tensor(lams, dtype=torch.float32, device=g.device)
+    return g, -per_group * lam * (1 - lam)
 
 
 class SoftShrinkAll(torch.autograd.Function):
@@ -254,17 +257,11 @@ class SoftShrinkAll(torch.autograd.Function):
         plan: FlatPlan = ctx.plan
         (signs,) = ctx.saved_tensors
         backward = _backward_kernel if signs.dtype == torch.int8 else _backward_torch
-        g, per_group = backward(plan, signs, grads)
-        grad_s: list[torch.Tensor | None] = [None] * len(plan.thresholds)
-        if any(ctx.needs_input_grad[1:1 + len(plan.thresholds)]):  # −λ(1 − λ)·Σ
-            if isinstance(per_group[0], float):  # the kernel's float64 sums: the product in float64, rounded once
-                values = torch.tensor([-v * lam * (1 - lam) for v, lam in zip(per_group, ctx.lams)],
-                                      dtype=torch.float32)
-            else:  # torch's float32 sums: float32 arithmetic
-                lam = torch.tensor(ctx.lams, dtype=torch.float32, device=g.device)
-                values = -torch.stack(per_group) * lam * (1 - lam)
-            grad_s = [t.reshape(s.shape) for t, s in zip(values.unbind(), plan.thresholds)]
-        return (None, *grad_s, *plan.views(g))
+        g, grad_s = backward(plan, signs, grads, ctx.lams)
+        thresholds: list[torch.Tensor | None] = [None] * len(plan.thresholds)
+        if any(ctx.needs_input_grad[1:1 + len(plan.thresholds)]):
+            thresholds = [t.reshape(s.shape) for t, s in zip(grad_s.unbind(), plan.thresholds)]
+        return (None, *thresholds, *plan.views(g))
 
 
 class SoftShrink(torch.autograd.Function):
