@@ -45,6 +45,17 @@ def test_run_ids_are_pinned(profile, method):
     assert cfg.run_id == PINNED[profile, method]
 
 
+@pytest.mark.parametrize("method", ["adapmtl", "adapmtl_global_threshold", "adapmtl_layer_thresholds", "str"])
+def test_soft_threshold_runs_are_salted_with_the_kernels_revision(method):
+    """The compiled kernel sums the threshold gradients in float64 (other rounding than the float32 sums before), so
+    every soft-threshold run gets a new id; the dense run it starts from and other methods keep theirs."""
+    cfg = make_config("quick", method, 0.9)
+    assert identity.resolved(cfg)["revisions"] == {"soft_threshold": identity.REVISIONS["soft_threshold"]}
+    assert "revisions" not in identity.resolved(cfg)["dense"]
+    assert identity.resolved(make_config("smoke", method, 0.9))["revisions"] == {
+        "pointwise_stride": 2, "soft_threshold": identity.REVISIONS["soft_threshold"]}
+
+
 @pytest.mark.parametrize("profile, method", sorted(PINNED_MDL))
 def test_multi_domain_ids_are_pinned(profile, method):
     cfg = make_mdl_config(profile, method, 0.5)

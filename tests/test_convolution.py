@@ -93,16 +93,3 @@ def test_only_models_that_take_the_routed_path_change_their_ids():
     assert identity.resolved(smoke)["dense"]["revisions"] == {"pointwise_stride": 2}
     assert "revisions" not in identity.resolved(quick)
     assert "revisions" in identity.resolved(make_config("quick", overrides={"model.width": 8}))
-
-
-@pytest.mark.parametrize("method", ["adapmtl", "adapmtl_global_threshold", "adapmtl_layer_thresholds", "str"])
-def test_soft_threshold_runs_are_salted_with_the_kernels_revision(method):
-    """The compiled kernel sums the threshold gradients in float64 (other rounding than the float32 sums before), so
-    every soft-threshold run gets a new id; the dense run it starts from and other methods keep theirs."""
-    from mtlprune import identity
-
-    cfg = make_config("quick", method, 0.9)
-    assert identity.resolved(cfg)["revisions"] == {"soft_threshold": identity.REVISIONS["soft_threshold"]}
-    assert "revisions" not in identity.resolved(cfg)["dense"]
-    assert identity.resolved(make_config("smoke", method, 0.9))["revisions"] == {
-        "pointwise_stride": 2, "soft_threshold": identity.REVISIONS["soft_threshold"]}
