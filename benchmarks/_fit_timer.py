@@ -16,16 +16,7 @@ from pathlib import Path
 import torch
 
 from _overrides import parse_sets
-from mtlprune.models import build_model
-from mtlprune.profiles import make_config
-from mtlprune.pruning import TrainContext, build_strategy
-from mtlprune.train import Runtime, fit
-from mtlprune.weighting import build_weighting
-
-try:
-    from mtlprune.data.loading import load_data
-except ImportError:  # older revisions
-    from mtlprune.runner import load_data
+from _api import Runtime, TrainContext, build_model, build_strategy, build_weighting, fit, load_data, make_config
 
 
 def fit_seconds(iterations: int, overrides: dict) -> float:

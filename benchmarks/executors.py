@@ -14,7 +14,9 @@ import os
 import tempfile
 import time
 
-from mtlprune import study
+from mtlprune.runs.executors import ensure_ray
+from mtlprune.runs.grid import run_pairs
+from mtlprune.study.grids import pruning_grid
 
 
 def main() -> int:
@@ -24,19 +26,18 @@ def main() -> int:
     parser.add_argument("--profile", default="smoke")
     args = parser.parse_args()
     os.environ["MTLPRUNE_WORKERS"] = str(args.workers)
-    pairs = study.pruning_grid(args.profile, args.methods, [0.9], [0], [])
+    pairs = pruning_grid(args.profile, args.methods, [0.9], [0], [])
     n_runs = len(pairs) + 1
     times = {}
     with tempfile.TemporaryDirectory() as root:
         for name in ("local", "processes", "ray"):
             os.environ["MTLPRUNE_RUNS"] = os.path.join(root, name)
             if name == "ray":
-                from mtlprune.executors import ensure_ray
                 t = time.perf_counter()
                 ensure_ray()  # cluster start-up, reported apart (a study starts it once)
                 print(f"ray: local cluster started in {time.perf_counter() - t:.1f} s", flush=True)
             t = time.perf_counter()
-            study.run_pairs(pairs, profile=args.profile, progress=False, executor=name)
+            run_pairs(pairs, profile=args.profile, progress=False, executor=name)
             times[name] = time.perf_counter() - t
             print(f"{name}: {times[name]:.1f} s for {n_runs} runs", flush=True)
     base = times["local"]

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from step_overhead import make_side  # noqa: E402  (the training step exactly as train.fit runs it)
 
-from mtlprune.profiles import make_config  # noqa: E402
+from _api import make_config  # noqa: E402
 
 PAPER = {"model.head_width": 1024, "model.head_rates": (6, 12, 18, 24), "model.dropout": 0.5,
          "train.precision": "bf16", "train.batch_size": 16}

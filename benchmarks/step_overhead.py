@@ -20,14 +20,8 @@ import time
 import torch
 
 from _overrides import parse_sets
-from mtlprune.heap import keep_freed_memory
-from mtlprune.losses import task_losses
-from mtlprune.models import build_model
-from mtlprune.profiles import make_config
-from mtlprune.pruning import TrainContext, build_strategy
-from mtlprune.pruning.masks import plain_state_dict
-from mtlprune.train import build_optimizer, memory_format, pick_device, step_autocast
-from mtlprune.weighting import build_weighting
+from _api import (TrainContext, build_model, build_optimizer, build_strategy, build_weighting, keep_freed_memory,
+                  make_config, memory_format, pick_device, plain_state_dict, step_autocast, task_losses)
 
 INPUT = {"smoke": (24, 32), "quick": (48, 64), "full": (288, 384)}
 

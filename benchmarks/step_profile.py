@@ -13,7 +13,6 @@ bf16 matmul measured in the same run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
 from collections import defaultdict
@@ -23,25 +22,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from _overrides import parse_sets
 
-from mtlprune.losses import task_losses
-from mtlprune.models import build_model
-from mtlprune.profiles import make_config
-from mtlprune.pruning import TrainContext, build_strategy
-from mtlprune.pruning.masks import plain_state_dict
-from mtlprune.train import augment, build_optimizer, iterate_batches
-
-try:
-    from mtlprune.train import memory_format
-except ImportError:  # an older revision (PYTHONPATH=<its lib>): contiguous tensors only, no layout field
-    def memory_format(cfg):
-        return torch.contiguous_format
-
-try:
-    from mtlprune.train import step_autocast
-except ImportError:  # an older revision (PYTHONPATH=<its lib>): float32 only, no precision field
-    def step_autocast(cfg, device):
-        return contextlib.nullcontext()
-from mtlprune.weighting import build_weighting
+from _api import (TrainContext, augment, build_model, build_optimizer, build_strategy, build_weighting,
+                  iterate_batches, keep_freed_memory, make_config, memory_format, plain_state_dict, step_autocast,
+                  task_losses)
 
 SIZE = {"quick": (48, 64), "full": (288, 384)}
 GROUPS = [("convolution", ("conv", "mkldnn")), ("parametrization", ("parametriz", "softshrink", "sign", "sigmoid",
@@ -72,12 +55,7 @@ def setup(profile: str, method: str, batch_size: int | None, sets: dict | None =
             "model.dropout": 0.5, "train.batch_size": batch_size or 16, **overrides})
     else:
         cfg = make_config(profile, method, 0.0 if method == "dense" else 0.9, overrides=overrides)
-    try:
-        from mtlprune.heap import keep_freed_memory
-    except ImportError:  # an older revision (PYTHONPATH=<its lib>) trains without it
-        pass
-    else:
-        keep_freed_memory()  # as train.fit does
+    keep_freed_memory()  # as train.fit does (a no-op for an older revision without it)
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.tasks).train()
     dense_state = plain_state_dict(model)

@@ -20,10 +20,7 @@ import time
 
 import torch
 
-from mtlprune.losses import task_losses
-from mtlprune.models import build_model
-from mtlprune.profiles import make_config
-from mtlprune.train import memory_format, pick_device
+from _api import build_model, make_config, memory_format, pick_device, task_losses
 
 INPUT = {"smoke": (24, 32), "quick": (48, 64), "full": (288, 384)}
 

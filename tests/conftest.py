@@ -8,10 +8,12 @@ import shutil
 
 import pytest
 
-from mtlprune import paths, runner
-from mtlprune.data import loading
-from mtlprune.profiles import make_config
-from mtlprune.train import Runtime
+from mtlprune.core import paths
+from mtlprune.runs import multitask as runner
+from mtlprune.core.data import loading
+from mtlprune.study.profiles import make_config
+from mtlprune.core.runtime import Runtime
+from mtlprune.core.identity import run_id
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +45,7 @@ def _session_dense(data_home, tmp_path_factory):
     try:
         cfg = make_config("smoke")
         runner.run(cfg, 0, Runtime(progress=False))
-        return paths.run_dir(cfg.run_id)
+        return paths.run_dir(run_id(cfg))
     finally:
         for k, v in saved.items():
             if v is None:

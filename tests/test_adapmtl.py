@@ -6,16 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mtlprune.data import loading
-from mtlprune import paths, runner
-from mtlprune.models import build_model, prunable_layers
-from mtlprune.profiles import make_config
-from mtlprune.pruning import TrainContext, build_strategy
-from mtlprune.pruning.adapmtl import overall_sparsity
-from mtlprune.pruning.masks import original, plain_state_dict
-from mtlprune.results import load_history
-from mtlprune.train import Runtime, evaluate, iterate_batches
-from mtlprune.weighting import build_weighting
+from mtlprune.core.data import loading
+from mtlprune.core import paths
+from mtlprune.runs import multitask as runner
+from mtlprune.core.models import build_model, prunable_layers
+from mtlprune.study.profiles import make_config
+from mtlprune.core.pruning import TrainContext, build_strategy
+from mtlprune.core.pruning.adapmtl import overall_sparsity
+from mtlprune.core.pruning.masks import original, plain_state_dict
+from mtlprune.runs.results import load_history
+from mtlprune.core.runtime import Runtime
+from mtlprune.core.train import evaluate, iterate_batches
+from mtlprune.core.weighting import build_weighting
+from mtlprune.core.identity import run_id
 
 QUIET = Runtime(progress=False)
 TASKS = ("seg", "depth", "normal")
@@ -70,7 +73,7 @@ def _per_layer_reference(model, image, monkeypatch, autocast):
     the backward."""
     import torch.nn.functional as F
 
-    from mtlprune.pruning.soft_threshold import SoftThreshold
+    from mtlprune.core.pruning.soft_threshold import SoftThreshold
 
     monkeypatch.setattr(SoftThreshold, "forward", lambda self, w: F.softshrink(
         w, float(torch.sigmoid(self.sparse_threshold.detach()))))
@@ -104,7 +107,7 @@ def test_fused_soft_thresholds_compute_the_per_layer_step(method, precision, ker
     torch's order); the kernel sums in float64 in its own fixed order, so its gradients agree to float32 rounding."""
     import copy
 
-    from mtlprune.pruning.soft_threshold import SoftThreshold
+    from mtlprune.core.pruning.soft_threshold import SoftThreshold
 
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     model, strategy, ctx = _set_up(method)
@@ -261,13 +264,13 @@ def test_smoke_run_reaches_the_target_per_component_and_exports_what_it_trained(
     assert abs(s["sparsity"]["overall"] - 0.9) <= 0.005
     comps = s["sparsity"]["components"]
     assert max(comps.values()) - min(comps.values()) > 0.01  # each component found its own sparsity
-    hist = load_history(cfg.run_id, 0)
+    hist = load_history(run_id(cfg), 0)
     train = hist[hist["split"] == "train"]
     for name in ["threshold/backbone", "threshold/seg", "weight/seg", "sparsity/normal", "budget"]:
         assert name in train.columns and train[name].notna().all(), name
     # the exported weights (thresholded, baked in) give exactly the summary's test metrics in a plain model
     model = build_model(cfg.model, cfg.tasks)
-    model.load_state_dict(torch.load(paths.seed_dir(cfg.run_id, 0) / "model.pt"))
+    model.load_state_dict(torch.load(paths.seed_dir(run_id(cfg), 0) / "model.pt"))
     metrics, _ = evaluate(model, loading.load_data(cfg, "test", False), cfg.tasks, torch.device("cpu"), cfg.train)
     assert metrics == s["metrics"]
 

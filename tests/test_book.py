@@ -8,7 +8,8 @@ import shutil
 import nbformat
 import pytest
 
-from mtlprune import book, paths
+from mtlprune.core import paths
+from mtlprune.render import book
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ def test_smoke_study_builds_the_book(book_dir, store):
     assert any(store.glob("dense-*/seed_0/summary.json"))
     # every page in a real browser: no JavaScript errors, missing images, raw glue, tracebacks, warnings or
     # machine paths in outputs, untypeset math
-    from mtlprune import browser_check
+    from mtlprune.render import browser_check
 
     reports = browser_check.check_book(html)
     assert len(reports) >= sum(len(c.variants) for c in chapters) + 2  # the chapters, the intro, the conventions

@@ -8,10 +8,11 @@ import pytest
 
 from dataclasses import fields, is_dataclass
 
-from mtlprune import identity
-from mtlprune.config import RunConfig, TrainConfig, canonical, config_hash, from_dict, to_dict, with_overrides
-from mtlprune.mdl.profiles import make_mdl_config
-from mtlprune.profiles import PROFILE_SETTINGS, make_config
+from mtlprune.core import identity
+from mtlprune.core.config import RunConfig, TrainConfig, canonical, from_dict, to_dict, with_overrides
+from mtlprune.core.identity import config_hash
+from mtlprune.study.profiles import PROFILE_SETTINGS, make_config, make_mdl_config
+from mtlprune.core.identity import run_id
 
 # Pinned: these ids name cached runs on disk, hashed over the fully resolved configs (`identity`). One changes only
 # when a value the run uses changes (a profile's setting, a dataclass default, a method's default hyperparameter) or
@@ -42,7 +43,7 @@ MACHINE_FREE = {"quick": {"train.precision": "float32"}}
 @pytest.mark.parametrize("profile, method", sorted(PINNED))
 def test_run_ids_are_pinned(profile, method):
     cfg = make_config(profile, method, 0.9 if method != "dense" else 0.0, overrides=MACHINE_FREE.get(profile))
-    assert cfg.run_id == PINNED[profile, method]
+    assert run_id(cfg) == PINNED[profile, method]
 
 
 @pytest.mark.parametrize("method", ["adapmtl", "adapmtl_global_threshold", "adapmtl_layer_thresholds", "str"])
@@ -59,7 +60,7 @@ def test_soft_threshold_runs_are_salted_with_the_kernels_revision(method):
 @pytest.mark.parametrize("profile, method", sorted(PINNED_MDL))
 def test_multi_domain_ids_are_pinned(profile, method):
     cfg = make_mdl_config(profile, method, 0.5)
-    assert (cfg.run_id, cfg.source.run_id) == PINNED_MDL[profile, method]
+    assert (run_id(cfg), run_id(cfg.source)) == PINNED_MDL[profile, method]
 
 
 def _leaves(obj, prefix=()):
@@ -114,22 +115,22 @@ def test_changing_any_value_or_default_changes_the_id(make):
 
 def test_method_and_weighting_defaults_are_part_of_the_id(monkeypatch):
     cfg = make_config("smoke", "adapmtl", 0.9)
-    before = cfg.run_id
+    before = run_id(cfg)
     ident = identity.resolved(cfg)
     assert ident["pruning"]["params"]["project_every"] == 4 and ident["weighting"]["params"]["window"] == 0.025
     # the default given explicitly is the same run; another value is another run
-    assert make_config("smoke", "adapmtl", 0.9, method_params={"project_every": 4}).run_id == cfg.run_id
-    assert make_config("smoke", "adapmtl", 0.9, method_params={"project_every": 5}).run_id != cfg.run_id
+    assert run_id(make_config("smoke", "adapmtl", 0.9, method_params={"project_every": 4})) == run_id(cfg)
+    assert run_id(make_config("smoke", "adapmtl", 0.9, method_params={"project_every": 5})) != run_id(cfg)
     # a changed default of a weighting hyperparameter changes the id of every run that uses it
     import inspect
 
-    from mtlprune.weighting import AdaptiveWeighting
+    from mtlprune.core.weighting import AdaptiveWeighting
 
     sig = inspect.signature(AdaptiveWeighting.__init__)
     params = [p.replace(default=0.05) if p.name == "window" else p for p in sig.parameters.values()]
     monkeypatch.setattr(AdaptiveWeighting.__init__, "__signature__", sig.replace(parameters=params), raising=False)
     identity.config_hash.cache_clear()
-    assert make_config("smoke", "adapmtl", 0.9).run_id != before
+    assert run_id(make_config("smoke", "adapmtl", 0.9)) != before
     identity.config_hash.cache_clear()
 
 
@@ -153,8 +154,8 @@ def test_defaults_are_omitted_from_the_canonical_config():
 def test_id_changes_with_meaning_and_kind_is_readable():
     a = make_config("quick")
     b = make_config("quick", overrides={"train.lr": 5e-4})
-    assert a.run_id != b.run_id
-    assert a.run_id.startswith("dense-") and len(a.run_id) == len("dense-") + 12
+    assert run_id(a) != run_id(b)
+    assert run_id(a).startswith("dense-") and len(run_id(a)) == len("dense-") + 12
 
 
 def test_overrides_coerce_types_and_reject_unknown_keys():
@@ -188,12 +189,12 @@ def test_invalid_values_name_the_valid_ones():
 def test_auto_precision_resolves_before_hashing(monkeypatch, native):
     """`train.precision=auto` is bf16 where it is native and float32 elsewhere; the id is that of the explicit value,
     so a run cached on one kind of machine is never reused on the other."""
-    from mtlprune import profiles
+    from mtlprune.study import profiles
 
     monkeypatch.setattr(profiles, "native_bf16", lambda: native)
     assert make_config("quick").train.precision == ("bf16" if native else "float32")  # the profile's value is auto
     cfg = make_config("quick", "adapmtl", 0.9, overrides={"train.precision": "auto"})
     resolved = "bf16" if native else "float32"
     assert (cfg.train.precision, cfg.dense.train.precision) == (resolved, resolved)
-    assert cfg.run_id == make_config("quick", "adapmtl", 0.9, overrides={"train.precision": resolved}).run_id
-    assert (cfg.run_id == PINNED["quick", "adapmtl"]) == (not native)
+    assert run_id(cfg) == run_id(make_config("quick", "adapmtl", 0.9, overrides={"train.precision": resolved}))
+    assert (run_id(cfg) == PINNED["quick", "adapmtl"]) == (not native)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from mtlprune.models import build_model
-from mtlprune.models.convolution import ONEDNN_WIDEST_IC_BLOCK, StridedPointwiseConv
-from mtlprune.profiles import make_config
+from mtlprune.core.models import build_model
+from mtlprune.core.models.convolution import ONEDNN_WIDEST_IC_BLOCK, StridedPointwiseConv
+from mtlprune.study.profiles import make_config
 
 
 def _rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
@@ -86,7 +86,7 @@ def test_every_layer_of_the_multitask_model_gets_float64_gradients(profile):
 def test_only_models_that_take_the_routed_path_change_their_ids():
     """The routed layers compute other (correct) gradients, so runs of models that have one are salted with the
     revision (identity.REVISIONS); models without one (quick, full) keep their ids."""
-    from mtlprune import identity
+    from mtlprune.core import identity
 
     smoke, quick = make_config("smoke", "snip", 0.9), make_config("quick", "snip", 0.9)
     assert identity.resolved(smoke)["revisions"] == {"pointwise_stride": 2}

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtlprune.data.nyuv2 import DataError, RoomsSpec, generate, load_split
-from mtlprune.data.rooms import render_scene
+from mtlprune.core.errors import DataError
+from mtlprune.core.data.nyuv2 import RoomsSpec, generate, load_split
+from mtlprune.core.data.rooms import render_scene
 
 SPEC = RoomsSpec(n_train=12, n_test=4, height=24, width=32, seed=3)
 

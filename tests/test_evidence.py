@@ -9,33 +9,34 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtlprune import evidence, findings
-from mtlprune.metrics import METRICS
-from mtlprune.profiles import PROFILES, SPARSE_PHASE, make_config
-from mtlprune.pruning import build_strategy
+from mtlprune.study import evidence, findings, stats
+from mtlprune.core.metrics import METRICS
+from mtlprune.study.profiles import PROFILES, SPARSE_PHASE, make_config
+from mtlprune.core.pruning import build_strategy
+from mtlprune.core.identity import run_id
 
 
 def test_interval_is_the_student_t_half_width():
-    iv = evidence.interval([1.0, 2.0, 3.0])
+    iv = stats.interval([1.0, 2.0, 3.0])
     # t_{0.975, 2} = 4.3027; sd = 1; n = 3
     assert iv["mean"] == pytest.approx(2.0)
     assert iv["ci"] == pytest.approx(4.302652729911275 / math.sqrt(3), rel=1e-9)
-    assert math.isnan(evidence.interval([5.0])["ci"])  # one seed: no interval
+    assert math.isnan(stats.interval([5.0])["ci"])  # one seed: no interval
 
 
 def test_verdict_calls_a_difference_only_where_intervals_separate():
-    a, b = evidence.interval([10.0, 10.5, 11.0]), evidence.interval([1.0, 1.5, 2.0])
-    assert evidence.verdict(a, b) == "better" and evidence.verdict(b, a) == "worse"
-    assert evidence.verdict(a, b, higher_is_better=False) == "worse"
-    c = evidence.interval([0.0, 10.0, 20.0])  # wide: overlaps both
-    assert evidence.verdict(a, c) == "tie" == evidence.verdict(c, b)
-    assert evidence.verdict(evidence.interval([9.0]), evidence.interval([1.0])) == "tie"  # no interval, no call
+    a, b = stats.interval([10.0, 10.5, 11.0]), stats.interval([1.0, 1.5, 2.0])
+    assert stats.verdict(a, b) == "better" and stats.verdict(b, a) == "worse"
+    assert stats.verdict(a, b, higher_is_better=False) == "worse"
+    c = stats.interval([0.0, 10.0, 20.0])  # wide: overlaps both
+    assert stats.verdict(a, c) == "tie" == stats.verdict(c, b)
+    assert stats.verdict(stats.interval([9.0]), stats.interval([1.0])) == "tie"  # no interval, no call
 
 
 def _summary(rows):
     rec = pd.DataFrame([{"method": m, "budget": b, "seed": s, "delta_t": v, "delta_t_control": v, "collapsed": ""}
                         for m, b, vals in rows for s, v in enumerate(vals)])
-    return evidence.summarize(rec, ["method", "budget"])
+    return stats.summarize(rec, ["method", "budget"])
 
 
 def test_budget_is_the_first_whose_ranking_holds_when_doubled():
@@ -45,18 +46,18 @@ def test_budget_is_the_first_whose_ranking_holds_when_doubled():
         ("adapmtl", 200, [-2, -3, -1]), ("snip", 200, [-12, -13, -11]),
         ("adapmtl", 400, [-1, -2, 0]), ("snip", 400, [-10, -11, -9]),
     ])
-    stab = evidence.budget_stability(summ)
+    stab = stats.budget_stability(summ)
     assert stab.loc[0, "swaps"] == ["AdapMTL / SNIP"] and stab.loc[1, "swaps"] == []
-    assert evidence.choose_budget(stab) == 100
+    assert stats.choose_budget(stab) == 100
     assert stab.loc[1, "kendall_tau"] == pytest.approx(1.0)
 
 
 def test_a_swap_inside_overlapping_intervals_is_a_tie_not_a_change():
     summ = _summary([("adapmtl", 50, [0, 5, -5]), ("snip", 50, [1, 6, -4]),
                      ("adapmtl", 100, [1, 6, -4]), ("snip", 100, [0, 5, -5])])
-    stab = evidence.budget_stability(summ)
+    stab = stats.budget_stability(summ)
     assert stab.loc[0, "swaps"] == [] and stab.loc[0, "ties"] == ["AdapMTL / SNIP"]
-    assert evidence.choose_budget(stab) == 50
+    assert stats.choose_budget(stab) == 50
 
 
 def test_a_length_where_methods_collapse_is_never_chosen():
@@ -64,25 +65,25 @@ def test_a_length_where_methods_collapse_is_never_chosen():
                      ("a", 100, [2, 2.1, 1.9]), ("b", 100, [6, 6.1, 5.9]),
                      ("a", 200, [3, 3.1, 2.9]), ("b", 200, [7, 7.1, 6.9])])
     summ.loc[(summ["method"] == "b") & (summ["budget"] == 50), "collapsed"] = 3
-    stab = evidence.budget_stability(summ)
-    assert not stab.loc[0, "complete"] and evidence.choose_budget(stab) == 100
+    stab = stats.budget_stability(summ)
+    assert not stab.loc[0, "complete"] and stats.choose_budget(stab) == 100
 
 
 def test_no_stable_budget_says_so():
     summ = _summary([("a", 50, [1, 1.1, 0.9]), ("b", 50, [5, 5.1, 4.9]),
                      ("a", 100, [9, 9.1, 8.9]), ("b", 100, [5, 5.1, 4.9])])
-    assert evidence.choose_budget(evidence.budget_stability(summ)) is None
+    assert stats.choose_budget(stats.budget_stability(summ)) is None
 
 
 def test_plateau_criterion_reads_the_last_quarter():
     steps = np.arange(10, 1010, 10)
     rising = pd.DataFrame({"step": steps, "split": "val", "seg/miou": steps / 10.0, "seg/pixacc": 50 + steps / 100})
     flat = rising.assign(**{"seg/miou": 40.0, "seg/pixacc": 80.0})
-    assert not evidence.plateau(rising, ["seg"])["holds"]
-    p = evidence.plateau(flat, ["seg"])
+    assert not stats.plateau(rising, ["seg"])["holds"]
+    p = stats.plateau(flat, ["seg"])
     assert p["holds"] and p["gain"] == pytest.approx(0.0)
-    assert evidence.series_plateau(steps, np.full(len(steps), 70.0))["holds"]
-    assert not evidence.series_plateau(steps, 50 + steps / 50)["holds"]
+    assert stats.series_plateau(steps, np.full(len(steps), 70.0))["holds"]
+    assert not stats.series_plateau(steps, 50 + steps / 50)["holds"]
 
 
 def test_control_trains_the_dense_reference_for_the_pruned_runs_sparse_phase():
@@ -90,7 +91,7 @@ def test_control_trains_the_dense_reference_for_the_pruned_runs_sparse_phase():
     ctl = evidence.control_config(cfg)
     assert ctl.pruning.method == "dense_finetune" and ctl.pruning.sparsity == 0.0
     assert ctl.train == cfg.train and ctl.dense == cfg.dense and ctl.weighting == cfg.dense.weighting
-    assert ctl.run_id != cfg.dense.run_id
+    assert run_id(ctl) != run_id(cfg.dense)
     pairs = evidence.with_controls([(cfg, 0), (cfg, 1), (make_config("smoke", "snip", 0.9), 0)])
     assert sum(c.pruning.method == "dense_finetune" for c, _ in pairs) == 3  # (3 it., 0), (3 it., 1), (4 it., 0)
     with pytest.raises(ValueError, match="no sparsity"):
@@ -111,7 +112,7 @@ def test_standard_profile_is_quicks_runs():
     assert "standard" in PROFILES
     for method in ("dense", "adapmtl"):
         s = 0.0 if method == "dense" else 0.9
-        assert make_config("standard", method, s).run_id == make_config("quick", method, s).run_id
+        assert run_id(make_config("standard", method, s)) == run_id(make_config("quick", method, s))
     assert SPARSE_PHASE["standard"] == SPARSE_PHASE["quick"]
 
 
@@ -132,7 +133,7 @@ def test_findings_verdicts_follow_the_intervals():
     rows += _rec("lth", [20, 21, 22])
     assert findings.claim_baselines(pd.DataFrame(rows))["verdict"] == "not reproduced"
     assert findings.claim_backbone(pd.DataFrame(_rec("adapmtl", [1, 2, 3])))["verdict"] == "reproduced"
-    from mtlprune.plan import CAUSES, TUNED
+    from mtlprune.study.design import CAUSES, TUNED
 
     adaptive, equal = list(CAUSES)[:2]
     rows = [dict(r, label=label) for label, values in ((adaptive, [5, 6, 7]), (equal, [-9, -8, -7]), (TUNED, [4, 6, 8]))
@@ -154,7 +155,7 @@ def test_comparison_table_ranks_ties_together():
 def test_static_weighting_emphasises_one_task_at_the_equal_loss_scale():
     import torch
 
-    from mtlprune.weighting import build_weighting
+    from mtlprune.core.weighting import build_weighting
 
     tasks = ("seg", "depth", "normal")
     w = build_weighting("static", tasks, {"emphasis": "depth"}, 10)
@@ -167,23 +168,24 @@ def test_static_weighting_emphasises_one_task_at_the_equal_loss_scale():
 
 
 def test_tuned_weighting_picks_the_best_validation_score(monkeypatch):
-    from mtlprune import plan, store
+    from mtlprune.runs import store
+    from mtlprune.study import grids as plan
 
     cands = plan.weighting_candidates("smoke", [0, 1], 0.9)
     assert {label for label, _, _ in cands} == {"static: equal", "static: seg ×2", "static: depth ×2",
                                                  "static: normal ×2"}
     with pytest.raises(ValueError, match="needs every candidate run first"):
         plan.tuned_weighting(cands)
-    score = {c.run_id: i for i, (_, c, _) in enumerate(cands)}  # the last candidate scores best on validation
+    score = {run_id(c): i for i, (_, c, _) in enumerate(cands)}  # the last candidate scores best on validation
     monkeypatch.setattr(store, "is_complete", lambda run_id, seed: True)
-    monkeypatch.setattr(plan, "validation_score", lambda cfg, seed: score[cfg.run_id])
+    monkeypatch.setattr(plan, "validation_score", lambda cfg, seed: score[run_id(cfg)])
     best, pairs = plan.tuned_weighting(cands)
     assert best == cands[-1][0] and {label for label, _, _ in pairs} == {plan.TUNED} and len(pairs) == 2
 
 
 def test_paper_table_beside_ours_ranks_both_in_the_same_columns():
     """The paper's ranks follow its Δ_T; ours share a rank where the intervals overlap; one row per method run."""
-    from mtlprune.tables import paper_beside_ours
+    from mtlprune.render.tables import paper_beside_ours
 
     rows = []
     for method, values in (("adapmtl", [-10, -11, -12]), ("snip", [-40, -41, -42]), ("lth", [-11, -12, -13])):
@@ -204,14 +206,14 @@ def test_a_bf16_reference_gets_a_float32_twin_and_a_seed_by_seed_comparison():
     """The precision check of the dense chapter: a bf16 run is trained again in float32 (another id), and every test
     metric gets both means, the paired difference with its interval and a verdict; a float32 run has nothing to
     compare."""
-    from mtlprune import execute
+    from mtlprune.runs import grid as execute
 
-    assert execute.precision_control(make_config("smoke"), [0, 1], progress=False) is None
+    assert evidence.precision_control(make_config("smoke"), [0, 1], progress=False) is None
     cfg = make_config("smoke", overrides={"train.precision": "bf16"})
     execute.run_seeds(cfg, [0, 1], progress=False)
-    twin = execute.precision_control(cfg, [0, 1], progress=False)
-    assert twin.train.precision == "float32" and twin.run_id != cfg.run_id
-    assert twin.run_id == make_config("smoke").run_id  # the twin is the float32 run itself, shared with the study
+    twin = evidence.precision_control(cfg, [0, 1], progress=False)
+    assert twin.train.precision == "float32" and run_id(twin) != run_id(cfg)
+    assert run_id(twin) == run_id(make_config("smoke"))  # the twin is the float32 run itself, shared with the study
     table = evidence.precision_table(cfg, twin, [0, 1])
     expected = {(t, m) for t, ms in METRICS.items() if t in cfg.tasks for m, _ in ms}
     assert set(table.index) == expected  # every metric of the run's tasks

@@ -14,14 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-from mtlprune.data import loading
-from mtlprune import store as store_mod
-from mtlprune import book, notebook_params, paths, runner
-from mtlprune.cli import main
-from mtlprune.data.nyuv2 import DataError, generate, load_split
-from mtlprune.errors import CacheError
-from mtlprune.locks import make_once
-from mtlprune.profiles import generator_spec, make_config
+from mtlprune.core.data import loading
+from mtlprune.runs import store as store_mod
+from mtlprune.core import paths
+from mtlprune.render import book, params
+from mtlprune.runs import multitask as runner
+from mtlprune.render.cli import main
+from mtlprune.core.errors import DataError
+from mtlprune.core.data.nyuv2 import generate, load_split
+from mtlprune.core.errors import CacheError
+from mtlprune.core.locks import make_once
+from mtlprune.study.profiles import generator_spec, make_config
+from mtlprune.core.identity import run_id
 
 
 def cli(capsys, *argv: str) -> tuple[int, str]:
@@ -117,10 +121,10 @@ def test_bad_budget_is_named(capsys, store):
     ("03_baselines_comparison", {"methods": ["snip", "snp"]}, "methods"),
 ])
 def test_bad_notebook_parameters_fail_before_any_work(notebook, change, named):
-    values = notebook_params.defaults(str(paths.notebooks_dir() / f"{notebook}.ipynb"))
-    notebook_params.check(notebook, values)  # the defaults are valid
+    kinds, values = params.declared(paths.notebooks_dir() / f"{notebook}.ipynb")
+    params.check_values(kinds, values, notebook)  # the defaults are valid
     with pytest.raises(ValueError, match=named):
-        notebook_params.check(notebook, {**values, **change})
+        params.check_values(kinds, {**values, **change}, notebook)
 
 
 def test_the_study_checks_every_variant_before_executing_anything(monkeypatch):
@@ -187,12 +191,12 @@ def pruned(smoke_dense):
 
 
 def _redo(cfg):
-    (paths.seed_dir(cfg.run_id, 0) / "summary.json").unlink()
+    (paths.seed_dir(run_id(cfg), 0) / "summary.json").unlink()
     return runner.run(cfg, 0, runner.Runtime(progress=False))
 
 
 def test_a_corrupt_or_missing_dense_model_names_the_fix(pruned):
-    dense_dir = paths.seed_dir(pruned.dense.run_id, 0)
+    dense_dir = paths.seed_dir(run_id(pruned.dense), 0)
     (dense_dir / "model.pt").write_bytes(b"garbage")
     with pytest.raises(CacheError, match=f"unreadable.*rm -r '{dense_dir}'"):
         _redo(pruned)
@@ -202,7 +206,7 @@ def test_a_corrupt_or_missing_dense_model_names_the_fix(pruned):
 
 
 def test_a_summary_missing_keys_or_of_another_seed_is_refused(pruned):
-    path = paths.seed_dir(pruned.run_id, 0) / "summary.json"
+    path = paths.seed_dir(run_id(pruned), 0) / "summary.json"
     good = json.loads(path.read_text())
     path.write_text(json.dumps({k: v for k, v in good.items() if k != "delta_t"}))
     with pytest.raises(CacheError, match="delta_t.*rm '"):
@@ -216,7 +220,7 @@ def test_a_summary_missing_keys_or_of_another_seed_is_refused(pruned):
 
 
 def test_cli_turns_a_corrupt_summary_into_one_line(capsys, pruned):
-    (paths.seed_dir(pruned.run_id, 0) / "summary.json").write_text("[]")
+    (paths.seed_dir(run_id(pruned), 0) / "summary.json").write_text("[]")
     rc, err = run_cli(capsys, "--sparsity", "0.9", method="magnitude_global")
     assert rc == 2 and "rm '" in err and "Traceback" not in err
 
@@ -246,12 +250,12 @@ def test_a_nan_source_network_is_not_cached(capsys, store):
 
 
 def test_a_corrupt_source_network_names_the_fix(capsys, store):
-    from mtlprune.mdl.profiles import make_mdl_config
-    from mtlprune.mdl.runner import source_model
+    from mtlprune.study.profiles import make_mdl_config
+    from mtlprune.runs.multidomain import source_model
 
     cfg = make_mdl_config("smoke", "frozen", 1.0, overrides={"source.iterations": 2})
     source_model(cfg.source, progress=False)
-    out = paths.seed_dir(cfg.source.run_id, cfg.source.seed)
+    out = paths.seed_dir(run_id(cfg.source), cfg.source.seed)
     (out / "model.pt").write_bytes(b"garbage")
     with pytest.raises(CacheError, match=f"rm -r '{out}'"):
         source_model(cfg.source, progress=False)
@@ -318,7 +322,7 @@ def test_a_changed_page_set_rebuilds_everything_and_drops_stale_html(tmp_path, m
 
 # ------------------------------------------------------------------------------------------------ metrics cross-check
 def test_streamed_median_angle_takes_the_median_rank():
-    from mtlprune.metrics import TaskMeters
+    from mtlprune.core.tasks import TaskMeters
 
     angles = torch.tensor([10.0, 20.0, 30.0, 40.0, 50.0])  # odd n: the median is the 3rd value
     rad = torch.deg2rad(angles)

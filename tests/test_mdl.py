@@ -12,15 +12,16 @@ import pandas as pd
 import pytest
 import torch
 
-from mtlprune import paths
-from mtlprune.data.domains import DOMAINS, DomainsSpec, generate, load_domain
-from mtlprune.data.nyuv2 import DataError
-from mtlprune.mdl import report
-from mtlprune.mdl.profiles import make_mdl_config
-from mtlprune.mdl.costs import macs, parameters
-from mtlprune.mdl.methods import project_budget
-from mtlprune.mdl.model import MultiDomainResNet, normalise_input, remove_unused, ste_binary
-from mtlprune.mdl.sharing import SHARING, weighted
+from mtlprune.core import paths
+from mtlprune.core.data.domains import DOMAINS, DomainsSpec, generate, load_domain
+from mtlprune.core.errors import DataError
+from mtlprune.study import multidomain as report
+from mtlprune.study.profiles import make_mdl_config
+from mtlprune.core.mdl.costs import macs, parameters
+from mtlprune.core.mdl.methods import project_budget
+from mtlprune.core.mdl.model import MultiDomainResNet, normalise_input, remove_unused, ste_binary
+from mtlprune.core.mdl.sharing import SHARING, weighted
+from mtlprune.core.identity import run_id
 
 SMALL = DomainsSpec(n_train=20, n_val=10, n_test=10, n_source=20, size=16)
 
@@ -141,7 +142,7 @@ def test_cli_contract_smoke_budget_half():
 
 
 def test_same_seed_same_numbers(store, monkeypatch):
-    from mtlprune.mdl.runner import run_mdl
+    from mtlprune.runs.multidomain import run_mdl
 
     cfg = make_mdl_config("smoke", "budget_aware", 0.5, overrides={"train.iterations": 4})
     first = run_mdl(cfg, 0, progress=False)
@@ -154,14 +155,14 @@ def test_same_seed_same_numbers(store, monkeypatch):
 def test_a_killed_multi_domain_run_resumes_to_the_same_numbers(method, store, monkeypatch):
     """Killed mid-training (after a checkpoint), rerun: it resumes from the checkpoint and ends with exactly the
     numbers and history of an uninterrupted run; the killed attempt leaves no summary."""
-    from mtlprune.mdl import train
-    from mtlprune.mdl.runner import run_mdl, source_model
-    from mtlprune.store import read_history
+    from mtlprune.core.mdl import train
+    from mtlprune.runs.multidomain import run_mdl, source_model
+    from mtlprune.runs.store import read_history
 
     cfg = make_mdl_config("smoke", method, 0.5 if method == "budget_aware" else 1.0,
                           overrides={"train.iterations": 20})
     straight = run_mdl(cfg, 0, progress=False)
-    straight_history = read_history(paths.seed_dir(cfg.run_id, 0))
+    straight_history = read_history(paths.seed_dir(run_id(cfg), 0))
     monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / "killed"))
     source_model(cfg.source, progress=False)  # pretrained first: the kill below hits the method's training
     batches, calls = train._batches, {"n": 0}
@@ -175,7 +176,7 @@ def test_a_killed_multi_domain_run_resumes_to_the_same_numbers(method, store, mo
     monkeypatch.setattr(train, "_batches", dies_at_step_15)
     with pytest.raises(KeyboardInterrupt):
         run_mdl(cfg, 0, progress=False)
-    out = paths.seed_dir(cfg.run_id, 0)
+    out = paths.seed_dir(run_id(cfg), 0)
     assert not (out / "summary.json").exists()
     assert torch.load(out / "checkpoint_0.pt", weights_only=False)["step"] == 14  # saved every 2 of 20 steps
     monkeypatch.setattr(train, "_batches", batches)
@@ -200,17 +201,17 @@ def test_bad_mdl_input_is_named():
 def test_networks_log_validation_accuracy_for_the_plateau_criterion(store):
     """Every network logs its domains' validation accuracy over training (the source network too), which the
     chapter's plateau table reads; latency comes as a median ratio with its interquartile range."""
-    from mtlprune.mdl import report
-    from mtlprune.mdl.runner import run_mdl
-    from mtlprune.mdl.train import VAL_POINTS
-    from mtlprune.store import read_history
+    from mtlprune.study import multidomain as report
+    from mtlprune.runs.multidomain import run_mdl
+    from mtlprune.core.mdl.train import VAL_POINTS
+    from mtlprune.runs.store import read_history
 
     cfg = make_mdl_config("smoke", "individual", 1.0, overrides={"train.iterations": 20})
     summary = run_mdl(cfg, 0, progress=False)
-    val = [h for h in read_history(paths.seed_dir(cfg.run_id, 0)) if h.get("split") == "val"]
+    val = [h for h in read_history(paths.seed_dir(run_id(cfg), 0)) if h.get("split") == "val"]
     assert {h["network"] for h in val} == set(range(len(DOMAINS)))
     assert len(val) == VAL_POINTS * len(DOMAINS) and all(0 <= h["val/0"] <= 100 for h in val)
-    source_val = read_history(paths.seed_dir(cfg.source.run_id, cfg.source.seed))
+    source_val = read_history(paths.seed_dir(run_id(cfg.source), cfg.source.seed))
     assert len(source_val) >= VAL_POINTS and all("val/0" in h for h in source_val)
     table = report.plateau_table([(cfg, 0)])
     assert list(table["network"]) == ["source (pretraining)", "individual networks (mean over domains)"]

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from mtlprune.metrics import TaskMeters, delta_p, delta_t
+from mtlprune.core.tasks import TaskMeters
+from mtlprune.core.metrics import delta_p, delta_t
 
 
 def _onehot_logits(labels: torch.Tensor, n: int = 13) -> torch.Tensor:

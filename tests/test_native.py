@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from mtlprune.pruning import native
+from mtlprune.core.pruning import native
 
 SPECIAL = [0.0, -0.0, 1e-45, -1e-45, 1e-39, -3e-39, 1e-30, 0.25, -0.25, 1.0, -1.0, 3.0e38, -3.4e38, float("inf"),
            float("-inf"), float("nan"), 1.00390625, 1.01171875, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -9, -(1.0 + 2 ** -8)]

@@ -9,15 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from mtlprune.data import loading
-from mtlprune import catalogue, paths, runner
-from mtlprune.models import build_model, prunable_layers
-from mtlprune.profiles import make_config
-from mtlprune.pruning import STRATEGIES, TrainContext, build_strategy
-from mtlprune.pruning.disparse import erk_densities, union_masks_at, union_rule
-from mtlprune.pruning.masks import (effective_weights, export_sparse, get_masks, global_masks, import_sparse,
+from mtlprune.core.data import loading
+from mtlprune.core import catalogue, paths
+from mtlprune.runs import multitask as runner
+from mtlprune.core.models import build_model, prunable_layers
+from mtlprune.study.profiles import make_config
+from mtlprune.core.pruning import STRATEGIES, TrainContext, build_strategy
+from mtlprune.core.pruning.disparse import erk_densities, union_masks_at, union_rule
+from mtlprune.core.pruning.masks import (effective_weights, export_sparse, get_masks, global_masks, import_sparse,
                                     install_masks, layer_masks, plain_state_dict, set_masks)
-from mtlprune.train import Runtime, iterate_batches
+from mtlprune.core.runtime import Runtime
+from mtlprune.core.train import iterate_batches
+from mtlprune.core.identity import run_id
 
 QUIET = Runtime(progress=False)
 # every method that prunes to a requested sparsity on its own (controls prune nothing; magnitude_component takes a
@@ -34,7 +37,7 @@ def test_the_catalogue_and_the_registry_list_the_same_methods():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_cli_reports_achieved_sparsity_per_component(method, smoke_dense, capsys):
-    from mtlprune.cli import main
+    from mtlprune.render.cli import main
 
     rc = main(["run", "--profile", "smoke", "--method", method, "--sparsity", "0.9", "--json", "--no-progress"])
     captured = capsys.readouterr()
@@ -92,7 +95,7 @@ def test_pruned_weights_stay_zero_through_adam_with_momentum_and_weight_decay():
         opt.step()
     # the same parametrization the strategies use, on a plain model
     from torch.nn.utils import parametrize
-    from mtlprune.pruning.masks import WeightMask
+    from mtlprune.core.pruning.masks import WeightMask
     masks = []
     for conv in model:
         parametrize.register_parametrization(conv, "weight", WeightMask(conv.weight.shape))
@@ -125,7 +128,7 @@ def test_global_vs_layer_wise_semantics():
 def test_lth_rewinds_kept_weights_to_their_initial_values():
     dense_cfg = make_config("smoke")
     runner.run(dense_cfg, 0, QUIET)
-    dense_dir = paths.seed_dir(dense_cfg.run_id, 0)
+    dense_dir = paths.seed_dir(run_id(dense_cfg), 0)
     init = torch.load(dense_dir / "snapshots" / "step_0.pt")
     final = torch.load(dense_dir / "model.pt")
     cfg = make_config("smoke", "lth", 0.8)
@@ -229,7 +232,7 @@ def test_bad_method_parameter_is_named():
 
 
 def test_cli_hard_mask_control_and_equal_training_control(smoke_dense, capsys):
-    from mtlprune.cli import main
+    from mtlprune.render.cli import main
 
     alloc = {"backbone": 0.5, "seg": 0.95, "depth": 0.9, "normal": 0.8}
     rc = main(["run", "--profile", "smoke", "--method", "magnitude_component", "--sparsity", "0.9", "--json",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from mtlprune import book, paths
+from mtlprune.core import paths
+from mtlprune.render import book
 
 
 def _fake_study(tmp_path, monkeypatch):

@@ -12,12 +12,14 @@ import time
 
 import pytest
 
-from mtlprune import store as store_mod
-from mtlprune import paths, runner
-from mtlprune.profiles import make_config
-from mtlprune.results import load_summaries
-from mtlprune.errors import CacheError
-from mtlprune.train import Runtime
+from mtlprune.runs import store as store_mod
+from mtlprune.core import paths
+from mtlprune.runs import multitask as runner
+from mtlprune.study.profiles import make_config
+from mtlprune.runs.results import load_summaries
+from mtlprune.core.errors import CacheError
+from mtlprune.core.runtime import Runtime
+from mtlprune.core.identity import run_id
 
 QUIET = Runtime(progress=False)
 METRICS = {"seg": {"miou", "pixacc"}, "depth": {"abs_err", "rel_err", "delta1", "delta2", "delta3"},
@@ -33,7 +35,7 @@ def test_cli_run_prints_the_summary_contract_as_last_json_line():
     proc = _cli("run", "--profile", "smoke", "--method", "dense", "--seed", "0", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["run_id"] == make_config("smoke").run_id
+    assert out["run_id"] == run_id(make_config("smoke"))
     for task, names in METRICS.items():
         assert names <= set(out["metrics"][task])
     assert set(out["delta_t"]) == {"seg", "depth", "normal", "mean"} and out["delta_t"]["mean"] == 0.0
@@ -63,7 +65,7 @@ def test_a_completed_run_is_never_retrained(smoke_cfg, monkeypatch):
     again = runner.run(smoke_cfg, 0, QUIET)
     assert again == first
     df = load_summaries()
-    assert set(df["run_id"]) == {smoke_cfg.run_id} and set(df["seed"]) == {0}
+    assert set(df["run_id"]) == {run_id(smoke_cfg)} and set(df["seed"]) == {0}
     assert {"miou", "delta_t", "sparsity"} <= set(df["metric"])
 
 
@@ -83,7 +85,7 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(method, store, mo
     sets = ["--method", method, *sparsity, "--set", "train.iterations=40", "--no-progress", "--json"]
     args = [sys.executable, "-m", "mtlprune", "run", "--profile", "smoke", *sets]
     cfg = make_config("smoke", method, 0.9 if sparsity else 0.0, overrides={"train.iterations": 40})
-    ckpt = paths.seed_dir(cfg.run_id, 0) / "checkpoint.pt"
+    ckpt = paths.seed_dir(run_id(cfg), 0) / "checkpoint.pt"
     proc = subprocess.Popen(args, cwd=paths.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:

@@ -8,19 +8,23 @@ import tarfile
 
 import pytest
 
-from mtlprune import bundles, paths, plan, study
-from mtlprune.errors import GridError
+from mtlprune.core import paths
+from mtlprune.runs import bundles
+from mtlprune.runs.grid import run_pairs
+from mtlprune.study import grids
+from mtlprune.core.errors import GridError
+from mtlprune.core.identity import run_id
 
 GRID = dict(profile="smoke", methods=["magnitude_global", "random"], sparsities=[0.9], seeds=[0], extra_seeds=[])
 
 
 def _metrics(pairs) -> dict:
-    return {(cfg.run_id, s): json.loads((paths.seed_dir(cfg.run_id, s) / "summary.json").read_text())["metrics"]
+    return {(run_id(cfg), s): json.loads((paths.seed_dir(run_id(cfg), s) / "summary.json").read_text())["metrics"]
             for cfg, s in pairs}
 
 
 def _grid():
-    return study.pruning_grid(GRID["profile"], GRID["methods"], GRID["sparsities"], GRID["seeds"],
+    return grids.pruning_grid(GRID["profile"], GRID["methods"], GRID["sparsities"], GRID["seeds"],
                               GRID["extra_seeds"])
 
 
@@ -44,14 +48,14 @@ def test_an_executor_gives_the_summaries_of_local(executor, store, monkeypatch, 
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)  # 2 workers of one thread each, on any machine
     pairs = _grid()
-    log = study.run_pairs(pairs, profile="smoke", progress=False, executor="local")
+    log = run_pairs(pairs, profile="smoke", progress=False, executor="local")
     local = _metrics(pairs + [(pairs[0][0].dense, 0)])
     monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / executor))
     monkeypatch.setenv("MTLPRUNE_WORKERS", "2")
-    other = study.run_pairs(pairs, profile="smoke", progress=False, executor=executor)
+    other = run_pairs(pairs, profile="smoke", progress=False, executor=executor)
     assert _metrics(pairs + [(pairs[0][0].dense, 0)]) == local
     assert list(other.index) == list(log.index) and set(other["status"].str.split().str[0]) == {"trained"}
-    again = study.run_pairs(pairs, profile="smoke", progress=False, executor=executor)
+    again = run_pairs(pairs, profile="smoke", progress=False, executor=executor)
     assert set(again["status"]) == {"cached"}  # complete runs are never resubmitted
 
 
@@ -60,9 +64,8 @@ def test_local_packs_runs_that_pin_their_threads_with_the_same_numbers(store, mo
     their summaries equal those of running them one after another, and unpinned runs are never packed."""
     import os
 
-    from mtlprune.executors import Job, packing
-    from mtlprune.mdl.profiles import make_mdl_config
-    from mtlprune.mdl.report import run_grid
+    from mtlprune.runs.executors import Job, packing
+    from mtlprune.study.profiles import make_mdl_config
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     pairs = [(make_mdl_config("smoke", m, 0.5, overrides={"train.iterations": 8}), 0)
@@ -71,16 +74,16 @@ def test_local_packs_runs_that_pin_their_threads_with_the_same_numbers(store, mo
     assert packing([Job(cfg, s, "smoke") for cfg, s in pairs]) == 2
     unpinned = [Job(make_mdl_config("smoke", "frozen", 0.5, overrides={"train.threads": 0}), 0, "smoke")] * 2
     assert packing(unpinned) == 1
-    log = run_grid(pairs, progress=False, profile="smoke", executor="local")
+    log = run_pairs(pairs, progress=False, profile="smoke", executor="local")
     assert set(log["status"].str.split().str[0]) == {"trained"}
-    packed = {cfg.run_id: json.loads((paths.seed_dir(cfg.run_id, 0) / "summary.json").read_text()) for cfg, _ in pairs}
+    packed = {run_id(cfg): json.loads((paths.seed_dir(run_id(cfg), 0) / "summary.json").read_text()) for cfg, _ in pairs}
     assert {s["threads"] for s in packed.values()} == {1}
     monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / "one_by_one"))
     monkeypatch.setattr(os, "cpu_count", lambda: 1)  # no room to pack: the same runs one after another
-    run_grid(pairs, progress=False, profile="smoke", executor="local")
+    run_pairs(pairs, progress=False, profile="smoke", executor="local")
     for cfg, _ in pairs:
-        alone = json.loads((paths.seed_dir(cfg.run_id, 0) / "summary.json").read_text())
-        assert alone["accuracy"] == packed[cfg.run_id]["accuracy"]
+        alone = json.loads((paths.seed_dir(run_id(cfg), 0) / "summary.json").read_text())
+        assert alone["accuracy"] == packed[run_id(cfg)]["accuracy"]
 
 
 def test_packed_multitask_runs_match_one_by_one_runs(store, monkeypatch):
@@ -88,49 +91,49 @@ def test_packed_multitask_runs_match_one_by_one_runs(store, monkeypatch):
     give the same numbers as the same runs one after another."""
     import os
 
-    from mtlprune.executors import Job, packing
+    from mtlprune.runs.executors import Job, packing
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    pairs = plan.comparison_pairs("smoke", ["adapmtl", "magnitude_global"], [0, 1], 0.9, dataset="taskonomy")
+    pairs = grids.comparison_pairs("smoke", ["adapmtl", "magnitude_global"], [0, 1], 0.9, dataset="taskonomy")
     assert all(cfg.train.threads == 1 for cfg, _ in pairs)
     assert packing([Job(cfg, s, "smoke") for cfg, s in pairs]) == 2
-    log = study.run_pairs(pairs, profile="smoke", progress=False, executor="local")
+    log = run_pairs(pairs, profile="smoke", progress=False, executor="local")
     assert all(st.startswith("trained") for st in log["status"])
-    packed = {(cfg.run_id, s): json.loads((paths.seed_dir(cfg.run_id, s) / "summary.json").read_text())
+    packed = {(run_id(cfg), s): json.loads((paths.seed_dir(run_id(cfg), s) / "summary.json").read_text())
               for cfg, s in pairs}
     assert {p["env"]["threads"] for p in packed.values()} == {1}
     monkeypatch.setenv("MTLPRUNE_RUNS", str(store.parent / "one_by_one"))
     monkeypatch.setattr(os, "cpu_count", lambda: 1)  # no room to pack
-    study.run_pairs(pairs, profile="smoke", progress=False, executor="local")
+    run_pairs(pairs, profile="smoke", progress=False, executor="local")
     for (rid, s), summary in packed.items():
         alone = json.loads((paths.seed_dir(rid, s) / "summary.json").read_text())
         assert alone["metrics"] == summary["metrics"] and alone["sparsity"] == summary["sparsity"]
 
 
 def test_a_failed_run_is_reported_and_the_others_are_kept(store):
-    good = study.pruning_grid("smoke", ["magnitude_global"], [0.9], [0], [])
-    bad = study.pruning_grid("smoke", ["random"], [0.9], [0], [], overrides={"train.lr": 1e30,
+    good = grids.pruning_grid("smoke", ["magnitude_global"], [0.9], [0], [])
+    bad = grids.pruning_grid("smoke", ["random"], [0.9], [0], [], overrides={"train.lr": 1e30,
                                                                            "train.iterations": 1})
     with pytest.raises(GridError, match=r"random-.*FloatingPointError|dense-.*FloatingPointError") as err:
-        study.run_pairs(good + bad, profile="smoke", progress=False)
+        run_pairs(good + bad, profile="smoke", progress=False)
     assert "not run: its dependency" in str(err.value)  # the pruned run of the diverged dense reference
-    assert (paths.seed_dir(good[0][0].run_id, 0) / "summary.json").exists()
+    assert (paths.seed_dir(run_id(good[0][0]), 0) / "summary.json").exists()
 
 
 def test_a_bundle_round_trips_and_refuses_conflicts_and_incomplete_runs(store, tmp_path, monkeypatch):
     pairs = _grid()
-    study.run_pairs(pairs, profile="smoke", progress=False)
+    run_pairs(pairs, profile="smoke", progress=False)
     archive = bundles.export_bundle("smoke", tmp_path / "smoke.tar.gz")
     manifest, _ = bundles.read_bundle(archive)
     assert len(manifest["runs"]) == 3 and manifest["provenance"]["versions"]["torch"]
-    dense = f"runs/{pairs[0][0].dense.run_id}/seed_0/model.pt"
+    dense = f"runs/{run_id(pairs[0][0].dense)}/seed_0/model.pt"
     assert any(dense in e["files"] for e in manifest["runs"])  # the dense reference's weights, for chapter 01
     before = _metrics(pairs)
     monkeypatch.setenv("MTLPRUNE_RUNS", str(tmp_path / "laptop"))
     assert bundles.import_bundle(archive) == {"added": 3, "present": 0}
     assert _metrics(pairs) == before
     assert bundles.import_bundle(archive) == {"added": 0, "present": 3}  # idempotent
-    summary = paths.seed_dir(pairs[0][0].run_id, 0) / "summary.json"
+    summary = paths.seed_dir(run_id(pairs[0][0]), 0) / "summary.json"
     summary.write_text(summary.read_text().replace('"seed": 0', '"seed": 0, "edited": true'))
     with pytest.raises(ValueError, match="conflicts"):
         bundles.import_bundle(archive)
@@ -152,9 +155,9 @@ def test_a_bundle_round_trips_and_refuses_conflicts_and_incomplete_runs(store, t
 
 
 def test_cli_bundle_export_and_import(store, tmp_path, capsys, monkeypatch):
-    from mtlprune.cli import main
+    from mtlprune.render.cli import main
 
-    study.run_pairs(_grid(), profile="smoke", progress=False)
+    run_pairs(_grid(), profile="smoke", progress=False)
     assert main(["bundle", "export", str(tmp_path / "b.tar.gz"), "--profile", "smoke"]) == 0
     monkeypatch.setenv("MTLPRUNE_RUNS", str(tmp_path / "other"))
     assert main(["bundle", "import", str(tmp_path / "b.tar.gz")]) == 0

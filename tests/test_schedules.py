@@ -8,13 +8,15 @@ import json
 import pytest
 import torch
 
-from mtlprune import paths, runner, study
-from mtlprune.models import build_model
-from mtlprune.profiles import make_config
-from mtlprune.pruning import TrainContext, build_strategy
-from mtlprune.pruning.base import cubic_ramp
-from mtlprune.pruning.masks import effective_weights, get_masks, plain_state_dict
-from mtlprune.train import Runtime, augment
+from mtlprune.core import paths
+from mtlprune.runs import multitask as runner
+from mtlprune.core.models import build_model
+from mtlprune.study.profiles import make_config
+from mtlprune.core.pruning import TrainContext, build_strategy
+from mtlprune.core.pruning.base import cubic_ramp
+from mtlprune.core.pruning.masks import effective_weights, get_masks, plain_state_dict
+from mtlprune.core.runtime import Runtime
+from mtlprune.core.train import augment
 
 
 def _set_up(cfg):

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from mtlprune.pruning import slack
-from mtlprune.pruning.soft_threshold import FlatPlan
+from mtlprune.core.pruning import slack
+from mtlprune.core.pruning.soft_threshold import FlatPlan
 
 SIZES = (26_000, 4_000, 17_000, 9_000)  # above the fast path's floor (4 × SAMPLE weights), four groups
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mtlprune import study
+from mtlprune.study import grids as study
 
 
 def test_pruning_grid_covers_every_method_sparsity_and_the_extra_seeds():

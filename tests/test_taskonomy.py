@@ -12,11 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mtlprune import paths
-from mtlprune.data import taskonomy as tk
-from mtlprune.data.nyuv2 import DataError, RoomsSpec
-from mtlprune.data.rooms import CLS, SceneParams, render_scene
-from mtlprune.profiles import make_config
+from mtlprune.core import paths
+from mtlprune.core.data import taskonomy as tk
+from mtlprune.core.errors import DataError
+from mtlprune.core.data.nyuv2 import RoomsSpec
+from mtlprune.core.data.rooms import CLS, SceneParams, render_scene
+from mtlprune.study.profiles import make_config
+from mtlprune.core.identity import run_id
 
 SPEC = RoomsSpec(n_train=25, n_test=5, height=24, width=24, seed=3)
 
@@ -127,7 +129,7 @@ def test_taskonomy_configs_name_five_tasks_and_keep_nyu_ids_apart():
     nyu = make_config("smoke", "adapmtl", 0.9)
     cfg = make_config("smoke", "adapmtl", 0.9, overrides={"data.dataset": "taskonomy"})
     assert cfg.tasks == ("semseg", "normal", "depth", "keypoints", "edges") and cfg.dense.tasks == cfg.tasks
-    assert cfg.run_id != nyu.run_id and cfg.dense.run_id != nyu.dense.run_id
+    assert run_id(cfg) != run_id(nyu) and run_id(cfg.dense) != run_id(nyu.dense)
     quick = make_config("quick", "dense", overrides={"data.dataset": "taskonomy"})
     assert quick.train.iterations == 800 and quick.data.synthetic.height == 32
 

@@ -8,13 +8,15 @@ import math
 import pytest
 import torch
 
-from mtlprune import tasks
-from mtlprune.config import TASKS as DEFAULT_TASKS
-from mtlprune.losses import task_losses
-from mtlprune.metrics import METRICS, Meter, TaskMeters, delta_t
-from mtlprune.models import build_model
-from mtlprune.profiles import make_config
-from mtlprune.train import augment
+from mtlprune.core import tasks
+from mtlprune.core.config import TASKS as DEFAULT_TASKS
+from mtlprune.core.tasks import task_losses
+from mtlprune.core.metrics import METRICS, Meter, delta_t
+from mtlprune.core.tasks import TaskMeters
+from mtlprune.core.models import build_model
+from mtlprune.study.profiles import make_config
+from mtlprune.core.train import augment
+from mtlprune.core.identity import run_id
 
 
 class _L1Meter(Meter):
@@ -83,14 +85,14 @@ def test_the_dataset_axis_keeps_nyu_ids_and_names_bad_choices(monkeypatch):
     NYU-v2 runs keep their ids; another dataset changes them; an unknown dataset or a task it lacks is one error."""
     from dataclasses import replace
 
-    from mtlprune import datasets
+    from mtlprune.core.data import datasets
 
     plain = make_config("smoke", "adapmtl", 0.9)
-    assert make_config("smoke", "adapmtl", 0.9, overrides={"data.dataset": "nyuv2"}).run_id == plain.run_id
+    assert run_id(make_config("smoke", "adapmtl", 0.9, overrides={"data.dataset": "nyuv2"})) == run_id(plain)
     other = replace(datasets.dataset_spec("nyuv2"), name="other")
     monkeypatch.setitem(datasets.DATASETS._items, "other", other)
     moved = make_config("smoke", "adapmtl", 0.9, overrides={"data.dataset": "other"})
-    assert moved.run_id != plain.run_id and moved.dense.run_id != plain.dense.run_id
+    assert run_id(moved) != run_id(plain) and run_id(moved.dense) != run_id(plain.dense)
     with pytest.raises(ValueError, match="unknown dataset 'nowhere'; valid: .*nyuv2"):
         make_config("smoke", "dense", 0.0, overrides={"data.dataset": "nowhere"})
     monkeypatch.setitem(datasets.DATASETS._items, "segonly", replace(other, name="segonly", tasks=("seg",)))

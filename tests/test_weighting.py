@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mtlprune.weighting import WEIGHTINGS, build_weighting
+from mtlprune.core.weighting import WEIGHTINGS, build_weighting
 
 TASKS = ("seg", "depth", "normal")
 

@@ -1,0 +1,113 @@
+"""The compiled soft-threshold kernel (`soft_threshold.c`), and nothing else: built once per machine with the system
+C compiler, cached in `paths.native_dir()`, loaded with ctypes.
+
+Why a kernel: on CPU, AdapMTL's and STR's S(W) and its backward were ~8 torch passes over the flat weight buffer per
+step, and their cost over the dense step was set by memory traffic (it doubled when neighbours loaded the machine).
+The kernel does each direction in one pass; its numerics are documented in the source (S, dL/dW and the bf16 cast bit
+for bit as torch's; threshold sums in float64 in an order fixed by the source, the same on every CPU and build).
+
+The cache key is the source, the compiler (its path and `--version`), the flags and the CPU's feature flags
+(`-march=native`), so a shared cache never hands one CPU another's binary. A build is written to a temporary file and
+renamed, so concurrent runs never load half a file. Without a working compiler the first soft-threshold training step
+on CPU fails with `KernelUnavailable`, naming the fix; nothing silently computes other numbers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from .. import paths
+
+SOURCE = Path(__file__).with_name("soft_threshold.c")
+# -ffp-contract=off: no fused multiply-adds (the products are exact anyway; this keeps every build's arithmetic the
+# source's). No -ffast-math: the summation order must stay the source's.
+FLAGS = ["-O3", "-ffp-contract=off", "-fPIC", "-shared"]
+TUNE = ["-march=native"]  # vector width only: the arithmetic and its order do not depend on it
+
+
+class KernelUnavailable(RuntimeError):
+    """The soft-threshold kernel could not be built or loaded on this machine."""
+
+
+def compiler() -> list[str]:
+    """The C compiler: $CC, else the one Python was built with, else `cc`."""
+    return shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+
+
+def _cpu_features() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return platform.processor()
+
+
+def _key(cc: list[str]) -> str:
+    try:
+        version = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise KernelUnavailable(f"no C compiler at {' '.join(cc)!r} ({e}); {_FIX}") from None
+    blob = "\0".join([SOURCE.read_text(), shutil.which(cc[0]) or cc[0], version, *FLAGS, *TUNE, platform.machine(),
+                      _cpu_features()])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_FIX = ("AdapMTL and STR on CPU compute S(W) with a small C kernel (mtlprune/core/pruning/soft_threshold.c): install a C "
+        "compiler (Debian: apt install gcc) or point $CC at one")
+
+
+def _build(cc: list[str], target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        for tune in (TUNE, []):  # a compiler without -march=native still builds the same arithmetic
+            done = subprocess.run([*cc, *FLAGS, *tune, "-o", tmp, str(SOURCE)], capture_output=True, text=True,
+                                  timeout=300)
+            if done.returncode == 0:
+                os.replace(tmp, target)  # atomic: a concurrent run sees no file or the whole file
+                return
+        raise KernelUnavailable(f"{' '.join(cc)} could not build {SOURCE.name}:\n{done.stderr.strip()[-2000:]}\n"
+                                f"{_FIX}")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load(cc: list[str], target: Path) -> ctypes.CDLL:
+    """The built kernel; a file that does not load (e.g. truncated by a crashed machine) is rebuilt once."""
+    if target.exists():
+        try:
+            return ctypes.CDLL(str(target))
+        except OSError:
+            target.unlink(missing_ok=True)
+    _build(cc, target)
+    try:
+        return ctypes.CDLL(str(target))
+    except OSError as e:
+        raise KernelUnavailable(f"cannot load {target} ({e}); {_FIX}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def soft_threshold_kernel() -> ctypes.CDLL:
+    """The loaded kernel (built first if this machine has none cached). Raises `KernelUnavailable` naming the fix."""
+    cc = compiler()
+    lib = _load(cc, paths.native_dir() / f"soft_threshold-{_key(cc)}.so")
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.st_forward.argtypes = [p, p, p, i64, p, i64, p]
+    lib.st_forward.restype = None
+    lib.st_backward.argtypes = [p, i64, p, p, p, i64, p, p, p]
+    lib.st_backward.restype = None
+    lib.st_bracket.argtypes = [p, p, p, p, i64, ctypes.c_float, ctypes.c_float, p, p, p]
+    lib.st_bracket.restype = i64
+    return lib
