@@ -333,3 +333,158 @@ def test_streamed_median_angle_takes_the_median_rank():
     meters.update({"normal": pred}, {"normal": normal_gt})
     median = meters.compute()["normal"]["angle_median"]
     assert median == pytest.approx(float(np.median(angles.numpy())), abs=0.01)
+
+
+# ------------------------------------------------------------------------ reliability issue: one clear error each
+@pytest.mark.parametrize("setting, named", [
+    ("train.iterations.x=5", "train.iterations.x"),  # a value addressed as a group (was a TypeError)
+    ("train.lr=[1,", "not valid YAML"),  # (was yaml's ParserError)
+    ("train.threads=100000", "train.threads"),  # (was an ImportError)
+    ("data.synthetic.height=100000", "height"),  # (was a 74.5 GiB allocation)
+    ("data.synthetic.n_train=900000", "GiB in memory"),
+    ("train.iterations=1000000000000", "train.iterations"),  # (was accepted silently)
+    ("train.batch_size=10000000", "train.batch_size"),
+])
+def test_out_of_range_and_malformed_settings_are_one_clear_error(capsys, store, data_home, setting, named):
+    before = sorted(p.name for p in Path(data_home).glob("generated/*"))
+    rc, err = run_cli(capsys, "--set", setting)
+    assert rc == 2 and named in err and "Traceback" not in err, err
+    assert no_runs(store)
+    assert sorted(p.name for p in Path(data_home).glob("generated/*")) == before  # no (half-)generated dataset
+
+
+def test_a_seed_out_of_range_is_named(capsys, store):
+    rc, err = run_cli(capsys, "--seed", "99999999999999999999")
+    assert rc == 2 and "seed must be an integer in [0, 2^31)" in err  # (was "Overflow when unpacking long long")
+
+
+def test_mdl_settings_out_of_range_are_named(capsys, store):
+    rc, err = cli(capsys, "mdl", "--profile", "smoke", "--set", "train.iterations=1000000000000", "--no-progress")
+    assert rc == 2 and "train.iterations" in err
+    rc, err = cli(capsys, "mdl", "--profile", "smoke", "--set", "source.threads=100000", "--no-progress")
+    assert rc == 2 and "source.threads" in err
+
+
+def test_a_data_folder_that_is_a_file_is_named(capsys, store, tmp_path, monkeypatch):
+    blocker = tmp_path / "data-file"
+    blocker.write_text("")
+    monkeypatch.setenv("MTLPRUNE_DATA", str(blocker))
+    rc, err = run_cli(capsys)
+    assert rc == 2 and "MTLPRUNE_DATA" in err and "is a file, not a folder" in err
+
+
+def test_an_unwritable_store_is_named_with_its_fix(capsys, store, monkeypatch):
+    """A read-only run store (simulated: as root, permissions do not stop writes) ends in one line naming the file and
+    the fix, not a PermissionError traceback."""
+    def read_only(directory):
+        raise PermissionError(13, "Permission denied", str(directory / ".lock"))
+
+    monkeypatch.setattr(store_mod, "run_lock", read_only)
+    rc, err = run_cli(capsys)
+    assert rc == 2 and "permission denied" in err and "MTLPRUNE_RUNS" in err and "Traceback" not in err
+
+
+def test_a_full_disk_is_named_and_a_rerun_leaves_no_temporary_file(store, smoke_cfg, tmp_path):
+    """A file-size limit (what a full disk does to a write) stops the run with one message naming the fix; the same
+    command afterwards finishes and leaves no half-written checkpoint behind."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    runner.run(smoke_cfg, 0, runner.Runtime(progress=False))  # the data and the dense reference exist
+    args = [sys.executable, "-m", "mtlprune", "run", "--profile", "smoke", "--method", "magnitude_global",
+            "--sparsity", "0.9", "--no-progress"]
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    proc = subprocess.run(args, capture_output=True, text=True, env=os.environ, preexec_fn=small_files, timeout=300)
+    assert proc.returncode == 2 and "Free disk space" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    proc = subprocess.run(args, capture_output=True, text=True, env=os.environ, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not list(store.rglob("*.tmp-*"))
+
+
+def test_an_undeclared_notebook_parameter_stops_the_first_cell():
+    """`-p sparsty 0.5` (a typo papermill only warns about) stops the notebook in its first cell, before any work:
+    the check reads papermill's injected cell."""
+    namespace = {"__annotations__": {"profile": "profile", "sparsity": "fraction"}, "profile": "smoke",
+                 "sparsity": 0.9, "sparsty": 0.5,
+                 "In": ["", 'profile: "profile" = "quick"\nsparsity: "fraction" = 0.9',
+                        '# Parameters\nprofile = "smoke"\nsparsty = 0.5\n']}
+    with pytest.raises(ValueError, match=r"\['sparsty'\] are not declared"):
+        params.check(namespace)
+    del namespace["sparsty"]
+    namespace["In"][-1] = '# Parameters\nprofile = "smoke"\n'
+    params.check(namespace)  # the declared ones pass
+    namespace["sparsity"] = 1.5
+    with pytest.raises(ValueError, match="sparsity=1.5 must be a number in"):
+        params.check(namespace)
+
+
+def test_a_notebook_run_with_an_undeclared_parameter_fails_in_its_first_cell(tmp_path):
+    """The same through papermill and a real kernel, on a two-cell notebook of the library's kind."""
+    import nbformat
+    import papermill as pm
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = nbformat.v4.new_code_cell('profile: "profile" = "quick"\nsparsity: "fraction" = 0.9')
+    cell.metadata["tags"] = ["parameters"]
+    marker = tmp_path / "work-started"
+    nb.cells = [cell, nbformat.v4.new_code_cell("from mtlprune.render.params import check\n\ncheck(globals())\n"
+                                                f"open({str(marker)!r}, 'w').close()")]
+    source = tmp_path / "nb.ipynb"
+    nbformat.write(nb, source)
+    with pytest.raises(pm.PapermillExecutionError, match="sparsty"):
+        pm.execute_notebook(str(source), str(tmp_path / "out.ipynb"), parameters={"sparsty": 0.5},
+                            kernel_name="python3", progress_bar=False)
+    assert not marker.exists()
+
+
+def test_topk_keeps_exactly_k_of_tied_scores_as_documented():
+    from mtlprune.core.pruning.masks import topk_mask
+
+    scores = torch.ones(10)
+    mask = topk_mask(scores, 3)
+    assert int(mask.sum()) == 3  # the count is exact
+    assert torch.equal(mask, topk_mask(scores, 3))  # and the choice repeats
+    kept = mask.nonzero().flatten().tolist()
+    doc = " ".join(topk_mask.__doc__.split())
+    # the docstring says what happens: by position only if the first three are the ones kept
+    assert kept == [0, 1, 2] or ("not by position" in doc and "broken by position" not in doc)
+
+
+def test_adapmtl_says_when_its_budget_cannot_be_reached(smoke_dense, recwarn):
+    """Weights with |w| >= 1 cannot be soft-thresholded (every threshold is sigmoid(s) < 1): a projection whose
+    budget needs them prunes fewer than asked, counts exactly how many, logs it and says so once."""
+    from mtlprune.core.models import build_model
+    from mtlprune.core.pruning import TrainContext, build_strategy
+    from mtlprune.core.pruning.adapmtl import overall_sparsity
+    from mtlprune.core.pruning.soft_threshold import flat_plan
+
+    cfg = make_config("smoke", "adapmtl", 0.999)
+    model = build_model(cfg.model, cfg.tasks)
+    strategy = build_strategy(cfg.pruning)
+    strategy.install(model)
+    plan = flat_plan(model)
+    with torch.no_grad():
+        plan.flat.fill_(0.01)
+        plan.flat[:50].fill_(1.5)  # 50 weights no threshold can reach
+    n = plan.flat.numel()
+    ctx = TrainContext(model=model, cfg=cfg, device=torch.device("cpu"), train_batches=lambda: iter(()))
+    mechanism = strategy.mechanism
+    mechanism.budget_at = lambda step, iterations: 0.999  # the target from the first projection
+    mechanism.project(ctx, 0)
+    k = int(round(0.999 * n))
+    zeros = round(overall_sparsity(model) * n)
+    assert mechanism.shortfall == k - zeros == k - (n - 50) > 0
+    assert strategy.scalars()["budget_shortfall"] == mechanism.shortfall
+    warned = [w for w in recwarn if "cannot reach sparsity" in str(w.message)]
+    assert len(warned) == 1
+    mechanism.project(ctx, 1)
+    assert len([w for w in recwarn if "cannot reach sparsity" in str(w.message)]) == 1  # said once per run
+    mechanism.budget_at = lambda step, iterations: 0.5  # a reachable budget: nothing to say, nothing logged
+    mechanism.project(ctx, 2)
+    assert mechanism.shortfall == 0 and "budget_shortfall" not in strategy.scalars()

@@ -6,7 +6,11 @@ rebuild, never other numbers."""
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -99,16 +103,75 @@ def test_a_missing_compiler_is_one_clear_error(monkeypatch, tmp_path):
         native.soft_threshold_kernel.cache_clear()
 
 
-def test_a_corrupt_cached_build_is_rebuilt(monkeypatch, tmp_path):
-    monkeypatch.setenv("MTLPRUNE_NATIVE", str(tmp_path))
-    target = tmp_path / f"soft_threshold-{native._key(native.compiler())}.so"
-    target.write_bytes(b"\x7fELF truncated")  # what a crash in the middle of a copy could leave
+def _cache(monkeypatch, folder):
+    monkeypatch.setenv("MTLPRUNE_NATIVE", str(folder))
     native.soft_threshold_kernel.cache_clear()
+    return folder / f"soft_threshold-{native._key(native.compiler())}.so"
+
+
+def _works() -> None:
+    out, _ = _forward(torch.tensor([0.5, -0.1]), [0, 2], [0.25], False)
+    assert out.tolist() == [0.25, 0.0]
+
+
+def _left(folder) -> list[str]:
+    """What a build leaves besides the kernel, its hash record and its lock: nothing (no temporary files)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith((".so", ".so.sha256", ".so.lock")))
+
+
+@pytest.fixture
+def built(monkeypatch, tmp_path_factory):
+    """A real build of the kernel (its bytes), made once in a folder of its own."""
+    target = _cache(monkeypatch, tmp_path_factory.mktemp("built"))
+    native.soft_threshold_kernel()
+    native.soft_threshold_kernel.cache_clear()
+    return target.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "first 1000 bytes", "first 20000 bytes", "foreign", "no record"])
+def test_a_damaged_or_foreign_cached_build_is_never_loaded_but_rebuilt(damage, built, monkeypatch, tmp_path):
+    """A truncated copy of a real build (loading one can crash the process with a bus error), another library under
+    the kernel's name, or a file without its recorded hash: rebuilt in place before anything loads it."""
+    target = _cache(monkeypatch, tmp_path)
+    if damage == "garbage":
+        target.write_bytes(b"\x7fELF truncated")  # what a crash in the middle of a copy could leave
+    elif damage.startswith("first"):
+        target.write_bytes(built[:int(damage.split()[1])])
+    elif damage == "foreign":  # a real shared object, but not this kernel (no st_* symbols)
+        src = tmp_path / "foreign.c"
+        src.write_text("int answer(void) { return 42; }\n")
+        subprocess.run([*native.compiler(), "-shared", "-fPIC", "-o", str(target), str(src)], check=True)
+        src.unlink()
+    else:
+        target.write_bytes(built)
+    if damage != "no record":  # a record that matches what was there before the damage
+        target.with_name(target.name + ".sha256").write_text(hashlib.sha256(built).hexdigest())
     try:
         native.soft_threshold_kernel()
-        out, _ = _forward(torch.tensor([0.5, -0.1]), [0, 2], [0.25], False)
-        assert out.tolist() == [0.25, 0.0]
-        assert [p.name for p in tmp_path.iterdir()] == [target.name]  # rebuilt in place, no temporary files left
-        assert target.stat().st_size > 1000
+        _works()
+        assert target.read_bytes() == built or damage == "no record"  # rebuilt in place, the same program
+        assert target.with_name(target.name + ".sha256").read_text() == hashlib.sha256(target.read_bytes()).hexdigest()
+        assert _left(tmp_path) == []
     finally:
         native.soft_threshold_kernel.cache_clear()
+
+
+def test_an_unwritable_cache_folder_is_one_clear_error(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    _cache(monkeypatch, blocker / "native")  # a folder that cannot be made (as root, permissions do not stop us)
+    try:
+        with pytest.raises(native.KernelUnavailable, match="MTLPRUNE_NATIVE"):
+            native.soft_threshold_kernel()
+    finally:
+        native.soft_threshold_kernel.cache_clear()
+
+
+def test_the_command_line_names_a_missing_compiler_without_a_traceback(tmp_path):
+    env = {**os.environ, "CC": str(tmp_path / "no-such-cc"), "MTLPRUNE_NATIVE": str(tmp_path / "native"),
+           "MTLPRUNE_DATA": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-m", "mtlprune", "run", "--profile", "smoke", "--method", "str",
+                           "--sparsity", "0.9", "--set", "train.iterations=2", "--no-progress"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "error:" in proc.stderr and "apt install gcc" in proc.stderr

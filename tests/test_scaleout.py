@@ -1,15 +1,13 @@
 """Scale-out: executors give the same summaries as running one by one, failures are reported without losing the other
-runs, and results bundles round-trip between run stores (conflicting or incomplete ones refused)."""
+runs (results bundles: `test_bundles.py`)."""
 
 from __future__ import annotations
 
 import json
-import tarfile
 
 import pytest
 
 from mtlprune.core import paths
-from mtlprune.runs import bundles
 from mtlprune.runs.grid import run_pairs
 from mtlprune.study import grids
 from mtlprune.core.errors import GridError
@@ -118,48 +116,3 @@ def test_a_failed_run_is_reported_and_the_others_are_kept(store):
         run_pairs(good + bad, profile="smoke", progress=False)
     assert "not run: its dependency" in str(err.value)  # the pruned run of the diverged dense reference
     assert (paths.seed_dir(run_id(good[0][0]), 0) / "summary.json").exists()
-
-
-def test_a_bundle_round_trips_and_refuses_conflicts_and_incomplete_runs(store, tmp_path, monkeypatch):
-    pairs = _grid()
-    run_pairs(pairs, profile="smoke", progress=False)
-    archive = bundles.export_bundle("smoke", tmp_path / "smoke.tar.gz")
-    manifest, _ = bundles.read_bundle(archive)
-    assert len(manifest["runs"]) == 3 and manifest["provenance"]["versions"]["torch"]
-    dense = f"runs/{run_id(pairs[0][0].dense)}/seed_0/model.pt"
-    assert any(dense in e["files"] for e in manifest["runs"])  # the dense reference's weights, for chapter 01
-    before = _metrics(pairs)
-    monkeypatch.setenv("MTLPRUNE_RUNS", str(tmp_path / "laptop"))
-    assert bundles.import_bundle(archive) == {"added": 3, "present": 0}
-    assert _metrics(pairs) == before
-    assert bundles.import_bundle(archive) == {"added": 0, "present": 3}  # idempotent
-    summary = paths.seed_dir(run_id(pairs[0][0]), 0) / "summary.json"
-    summary.write_text(summary.read_text().replace('"seed": 0', '"seed": 0, "edited": true'))
-    with pytest.raises(ValueError, match="conflicts"):
-        bundles.import_bundle(archive)
-    broken = tmp_path / "broken.tar.gz"  # a bundle whose run lacks its summary
-    with tarfile.open(archive) as src, tarfile.open(broken, "w:gz") as dst:
-        manifest = json.loads(src.extractfile("bundle.json").read())
-        rel = next(r for r in manifest["runs"][0]["files"] if r.endswith("summary.json"))
-        del manifest["runs"][0]["files"][rel]
-        import io
-        data = json.dumps(manifest).encode()
-        info = tarfile.TarInfo("bundle.json")
-        info.size = len(data)
-        dst.addfile(info, io.BytesIO(data))
-        for m in src.getmembers():
-            if m.name not in ("bundle.json", rel):
-                dst.addfile(m, src.extractfile(m))
-    with pytest.raises(ValueError, match="incomplete run"):
-        bundles.import_bundle(broken)
-
-
-def test_cli_bundle_export_and_import(store, tmp_path, capsys, monkeypatch):
-    from mtlprune.render.cli import main
-
-    run_pairs(_grid(), profile="smoke", progress=False)
-    assert main(["bundle", "export", str(tmp_path / "b.tar.gz"), "--profile", "smoke"]) == 0
-    monkeypatch.setenv("MTLPRUNE_RUNS", str(tmp_path / "other"))
-    assert main(["bundle", "import", str(tmp_path / "b.tar.gz")]) == 0
-    assert "imported 3 runs" in capsys.readouterr().out
-    assert main(["bundle", "import", str(tmp_path / "nope.tar.gz")]) == 2

@@ -325,6 +325,9 @@ def _set_path(obj: Any, parts: list[str], value: Any, full: str) -> Any:
     child = getattr(obj, head)
     if child is None:
         raise ValueError(f"cannot set {full!r}: {head} is None for this config")
+    if not is_dataclass(child):
+        raise ValueError(f"cannot set {full!r}: {head} is a value ({child!r}), not a group of settings; "
+                         f"set it as {full.rsplit('.', len(parts) - 1)[0]}=VALUE")
     return replace(obj, **{head: _set_path(child, parts[1:], value, full)})
 
 

@@ -18,6 +18,7 @@ run resumes from its last checkpoint to exactly the numbers of an uninterrupted 
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import dataclass
@@ -107,6 +108,10 @@ def save_atomic(obj: Any, path: Path) -> None:
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except RuntimeError as exc:  # torch's writer reports a full disk or a file-size limit as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise OSError(errno.ENOSPC, f"could not be written ({first})", str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -21,8 +21,16 @@ MODEL = "model.pt"  # final weights
 CONFIG = "config.json"  # canonical, resolved and full config of the run id
 
 
+def _folder(variable: str, default: Path) -> Path:
+    """The folder an environment variable names (else `default`); one clear error when a file stands there."""
+    path = Path(os.environ.get(variable) or default)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{variable}={path} is a file, not a folder: point {variable} at a folder (or unset it)")
+    return path
+
+
 def data_root() -> Path:
-    return Path(os.environ.get("MTLPRUNE_DATA", REPO_ROOT / "data"))
+    return _folder("MTLPRUNE_DATA", REPO_ROOT / "data")
 
 
 def generated_root() -> Path:
@@ -30,24 +38,24 @@ def generated_root() -> Path:
 
 
 def nyuv2_real_root() -> Path:
-    return Path(os.environ.get("MTLPRUNE_NYUV2", data_root() / "nyuv2"))
+    return _folder("MTLPRUNE_NYUV2", data_root() / "nyuv2")
 
 
 def taskonomy_real_root() -> Path:
-    return Path(os.environ.get("MTLPRUNE_TASKONOMY", data_root() / "taskonomy"))
+    return _folder("MTLPRUNE_TASKONOMY", data_root() / "taskonomy")
 
 
 def decathlon_root() -> Path:
-    return Path(os.environ.get("MTLPRUNE_DECATHLON", data_root() / "decathlon"))
+    return _folder("MTLPRUNE_DECATHLON", data_root() / "decathlon")
 
 
 def native_dir() -> Path:
     """Compiled kernels (`pruning.native`), one file per source, compiler and CPU: rebuilt on demand, never committed."""
-    return Path(os.environ.get("MTLPRUNE_NATIVE", data_root() / "native"))
+    return _folder("MTLPRUNE_NATIVE", data_root() / "native")
 
 
 def runs_root() -> Path:
-    return Path(os.environ.get("MTLPRUNE_RUNS", data_root() / "runs"))
+    return _folder("MTLPRUNE_RUNS", data_root() / "runs")
 
 
 def run_dir(run_id: str) -> Path:

@@ -23,6 +23,16 @@ from .tasks import TASKS
 from .weighting import WEIGHTINGS, build_weighting
 
 
+# Upper bounds that catch a typo before it allocates or runs for ever (each is far above any profile's value)
+MAX_ITERATIONS = 10_000_000
+MAX_BATCH = 65_536
+MAX_THREADS = 256
+MAX_SIDE = 4096  # pixels of a generated image
+MAX_SAMPLES = 1_000_000  # of a generated split
+MAX_DATA_GIB = 8.0  # a generated split held in memory (multi-task: image, labels, depth, normals in float32/int64)
+BYTES_PER_PIXEL = 4 * 3 + 8 + 4 + 4 * 3  # image, label, depth, normal
+
+
 def _finite(x: float) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
@@ -56,9 +66,12 @@ def _validate_multitask(cfg: RunConfig) -> None:
         raise ValueError(f"tasks must not repeat, got {list(cfg.tasks)} (each task has one head)")
     t, m, d = cfg.train, cfg.model, cfg.data
     checks = [
-        (t.iterations >= 1, f"train.iterations must be an integer >= 1, got {t.iterations}"),
-        (t.batch_size >= 1, f"train.batch_size must be an integer >= 1, got {t.batch_size}"),
-        (t.eval_batch_size >= 1, f"train.eval_batch_size must be an integer >= 1, got {t.eval_batch_size}"),
+        (1 <= t.iterations <= MAX_ITERATIONS,
+         f"train.iterations must be an integer >= 1 (at most {MAX_ITERATIONS:,}), got {t.iterations:,}"),
+        (1 <= t.batch_size <= MAX_BATCH,
+         f"train.batch_size must be an integer >= 1 (at most {MAX_BATCH:,}), got {t.batch_size:,}"),
+        (1 <= t.eval_batch_size <= MAX_BATCH,
+         f"train.eval_batch_size must be an integer >= 1 (at most {MAX_BATCH:,}), got {t.eval_batch_size:,}"),
         (_finite(t.lr) and t.lr > 0, f"train.lr must be a finite number > 0, got {t.lr}"),
         (len(t.betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in t.betas),
          f"train.betas must be two numbers in [0, 1) (Adam's beta1, beta2), got {list(t.betas)}"),
@@ -69,8 +82,8 @@ def _validate_multitask(cfg: RunConfig) -> None:
          f"train.precision {t.precision!r} unknown; valid: float32, bf16, auto (bf16 where native)"),
         (t.memory_format in MEMORY_FORMATS,
          f"train.memory_format {t.memory_format!r} unknown; valid: {', '.join(MEMORY_FORMATS)}"),
-        (isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads >= 0,
-         f"train.threads must be an integer >= 0 (0: the process's threads), got {t.threads!r}"),
+        (isinstance(t.threads, int) and not isinstance(t.threads, bool) and 0 <= t.threads <= MAX_THREADS,
+         f"train.threads must be an integer in [0, {MAX_THREADS}] (0: the process's threads), got {t.threads!r}"),
         (0 < t.lr_step <= 1, f"train.lr_step must be in (0, 1], got {t.lr_step}"),
         (0 < t.lr_gamma <= 1, f"train.lr_gamma must be in (0, 1], got {t.lr_gamma}"),
         (m.width >= 1, f"model.width must be an integer >= 1, got {m.width}"),
@@ -86,8 +99,15 @@ def _validate_multitask(cfg: RunConfig) -> None:
     ]
     if d.synthetic is not None:
         s = d.synthetic
-        checks.append((s.n_train >= 2 and s.n_test >= 1 and s.height >= 8 and s.width >= 8 and s.seed >= 0,
-                       "data.synthetic needs n_train >= 2, n_test >= 1, height and width >= 8 and seed >= 0"))
+        checks.append((2 <= s.n_train <= MAX_SAMPLES and 1 <= s.n_test <= MAX_SAMPLES and 8 <= s.height <= MAX_SIDE
+                       and 8 <= s.width <= MAX_SIDE and 0 <= s.seed < 2 ** 31,
+                       f"data.synthetic needs n_train in [2, {MAX_SAMPLES:,}], n_test in [1, {MAX_SAMPLES:,}], height "
+                       f"and width in [8, {MAX_SIDE}] and seed in [0, 2^31); got n_train={s.n_train}, "
+                       f"n_test={s.n_test}, height={s.height}, width={s.width}, seed={s.seed}"))
+        gib = max(s.n_train, s.n_test) * s.height * s.width * BYTES_PER_PIXEL / 2 ** 30
+        checks.append((gib <= MAX_DATA_GIB, f"data.synthetic: a split of {max(s.n_train, s.n_test):,} images at "
+                                            f"{s.height}x{s.width} needs {gib:.1f} GiB in memory (at most "
+                                            f"{MAX_DATA_GIB:g}); lower data.synthetic.height/width/n_train"))
         n_val = int(round(d.val_fraction * s.n_train))
         checks.append((1 <= n_val <= s.n_train - 1,
                        f"data.val_fraction={d.val_fraction} leaves {n_val} validation and {s.n_train - n_val} "
@@ -121,19 +141,32 @@ def _validate_mdl(cfg: MDLConfig) -> None:
          f"method {m.name!r} has no switches, so no sharing term: use sharing 'none' (got {m.sharing!r})"),
         (m.sharing_weight >= 0 and m.dual_lr >= 0 and m.budget_weight >= 0,
          "sharing_weight, budget_weight and dual_lr must be >= 0"),
-        (t.iterations >= 1 and t.batch_size >= 1 and t.lr > 0 and t.switch_lr > 0,
-         "train.iterations and train.batch_size must be >= 1, train.lr and train.switch_lr > 0"),
-        (isinstance(t.threads, int) and t.threads >= 0, "train.threads must be an integer >= 0 (0: the process's)"),
+        (1 <= t.iterations <= MAX_ITERATIONS and 1 <= t.batch_size <= MAX_BATCH,
+         f"train.iterations must be in [1, {MAX_ITERATIONS:,}] and train.batch_size in [1, {MAX_BATCH}], got "
+         f"{t.iterations:,} and {t.batch_size}"),
+        (_finite(t.lr) and t.lr > 0 and _finite(t.switch_lr) and t.switch_lr > 0,
+         "train.lr and train.switch_lr must be finite numbers > 0"),
+        (isinstance(t.threads, int) and 0 <= t.threads <= MAX_THREADS,
+         f"train.threads must be an integer in [0, {MAX_THREADS}] (0: the process's), got {t.threads}"),
     ])
     _validate_source(cfg.source)
 
 
 def _validate_source(cfg: SourceConfig) -> None:
     d = cfg.data
+    spec = d.synthetic
     _check([
-        (cfg.iterations >= 1 and cfg.batch_size >= 1, "source.iterations/batch_size must be >= 1"),
-        (isinstance(cfg.threads, int) and cfg.threads >= 0,
-         "source.threads must be an integer >= 0 (0: the process's)"),
+        (1 <= cfg.iterations <= MAX_ITERATIONS and 1 <= cfg.batch_size <= MAX_BATCH,
+         f"source.iterations must be in [1, {MAX_ITERATIONS:,}] and source.batch_size in [1, {MAX_BATCH}]"),
+        (_finite(cfg.lr) and cfg.lr > 0, f"source.lr must be a finite number > 0, got {cfg.lr}"),
+        (isinstance(cfg.threads, int) and 0 <= cfg.threads <= MAX_THREADS,
+         f"source.threads must be an integer in [0, {MAX_THREADS}] (0: the process's), got {cfg.threads}"),
+        (8 <= d.size <= MAX_SIDE, f"source.data.size must be in [8, {MAX_SIDE}], got {d.size}"),
+        (spec is None or (8 <= spec.size <= MAX_SIDE and all(0 <= n <= MAX_SAMPLES for n in
+                                                              (spec.n_train, spec.n_val, spec.n_test, spec.n_source))
+                          and min(spec.n_train, spec.n_val, spec.n_test) >= 1 and 0 <= spec.seed < 2 ** 31),
+         f"source.data.synthetic needs size in [8, {MAX_SIDE}], n_train/n_val/n_test in [1, {MAX_SAMPLES:,}] and "
+         f"seed in [0, 2^31)"),
         (len(d.domains) >= 2, "a multi-domain run needs at least two domains"),
         (d.synthetic is None or not set(d.domains) - set(DOMAINS),
          f"source.data.domains {list(d.domains)}: unknown domain(s) {sorted(set(d.domains) - set(DOMAINS))} for the "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from ..core.errors import CacheError, DataError, GridError
 from ..core.mdl.methods import MDL_METHODS
 from ..core.mdl.sharing import SHARING
 from ..core.pruning import STRATEGIES
+from ..core.pruning.native import KernelUnavailable
 from ..core.runtime import Runtime
 from ..core.weighting import WEIGHTINGS
 from ..runs.bundles import export_bundle, import_bundle
@@ -37,7 +39,12 @@ def _parse_set(items: list[str], flag: str = "--set") -> dict[str, Any]:
             example = "train.iterations=100" if flag == "--set" else "mechanism=faithful"
             raise ValueError(f"{flag} expects KEY=VALUE (e.g. {example}), got {item!r}")
         key, value = item.split("=", 1)
-        out[key] = yaml.safe_load(value)
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ValueError(f"{flag} {item!r}: the value is not valid YAML ({first}); quote it or fix it, e.g. "
+                             f"{key}=[1, 2]") from None
     return out
 
 
@@ -125,8 +132,13 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     else:
         if not args.path:
             raise ValueError("bundle import needs the archive: python -m mtlprune bundle import PATH")
-        counts = import_bundle(args.path)
+        counts = import_bundle(args.path, accept_version=args.accept_version)
+        print(counts["provenance"])
         print(f"imported {counts['added']} runs ({counts['present']} already in the store)")
+        if counts["kept"]:
+            print(f"error: the store completed other results of {', '.join(counts['kept'])} while importing; the "
+                  f"store's are kept (delete them and import again to take the bundle's)", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -190,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("path", nargs="?", default=None, help="export: the archive to write (default "
                    "data/bundles/<profile>.tar.gz); import: the archive to read")
     b.add_argument("--profile", choices=PROFILES, default=None)
+    b.add_argument("--accept-version", action="store_true",
+                   help="import a bundle made by another library version (its runs must still hash to their ids)")
     b.set_defaults(func=cmd_bundle)
     return parser
 
@@ -199,8 +213,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FloatingPointError, DataError, CacheError, GridError) as exc:
+    except (ValueError, FloatingPointError, DataError, CacheError, GridError, KernelUnavailable) as exc:
         # One clear line instead of a traceback for bad input, missing data and corrupt caches; anything else is a bug
         # and keeps its traceback.
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file that cannot be written or read: name it and the fix
+        print(f"error: {os_error(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error(exc: OSError) -> str:
+    """An operating-system error in words, with the file and the fix."""
+    where = f" {exc.filename}" if exc.filename else ""
+    if isinstance(exc, PermissionError):
+        return (f"permission denied:{where}. Make it writable, or point MTLPRUNE_RUNS / MTLPRUNE_DATA at a writable "
+                f"folder")
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return (f"cannot write{where}: {exc.strerror}. Free disk space (or raise the file-size limit) and run the "
+                f"same command again: finished runs are kept and an interrupted one resumes from its checkpoint")
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return f"{exc.strerror}:{where}: a file stands where a folder is needed (check MTLPRUNE_DATA / MTLPRUNE_RUNS)"
+    return str(exc)

@@ -47,11 +47,14 @@ def json_safe(obj: Any) -> Any:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(json_safe(obj), fh, indent=2, sort_keys=True, allow_nan=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(json_safe(obj), fh, indent=2, sort_keys=True, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename; a failed write leaves no partial file
 
 
 def read_summary(path: Path, required: tuple[str, ...] = ("run_id", "metrics"),
@@ -138,10 +141,13 @@ def write_config(run_id: str, cfg: Any) -> None:
 
 def write_history(out: Path, records: list[dict[str, Any]]) -> None:
     tmp = out / f"{HISTORY}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        for rec in records:
-            fh.write(json.dumps(json_safe(rec), allow_nan=False) + "\n")
-    os.replace(tmp, out / HISTORY)
+    try:
+        with open(tmp, "w") as fh:
+            for rec in records:
+                fh.write(json.dumps(json_safe(rec), allow_nan=False) + "\n")
+        os.replace(tmp, out / HISTORY)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_history(out: Path) -> list[dict[str, Any]]:
@@ -171,8 +177,9 @@ def cached(run_id: str, seed: int, required: tuple[str, ...]) -> dict[str, Any]:
 
 
 def check_seed(seed: Any) -> int:
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    """A seed of the study: an integer in [0, 2^31) (the generators take it; the study's seeds are small)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 31:
+        raise ValueError(f"seed must be an integer in [0, 2^31) (--seed / seeds), got {seed!r}")
     return seed
 
 

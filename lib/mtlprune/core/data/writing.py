@@ -25,22 +25,25 @@ def write_dataset(root: Path, jobs: Callable[[Path], list[Any]], render_one: Cal
         return root
     tmp = root.with_name(root.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    todo = jobs(tmp)
-    workers = workers or min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=len(todo), desc=f"generating {root.name}", unit=unit, disable=not progress)
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            for _ in pool.imap_unordered(render_one, todo, chunksize=16):
+    try:
+        todo = jobs(tmp)
+        workers = workers or min(os.cpu_count() or 1, 8)
+        bar = tqdm(total=len(todo), desc=f"generating {root.name}", unit=unit, disable=not progress)
+        if workers > 1:
+            with mp.get_context("fork").Pool(workers) as pool:
+                for _ in pool.imap_unordered(render_one, todo, chunksize=16):
+                    bar.update()
+        else:
+            for job in todo:
+                render_one(job)
                 bar.update()
-    else:
-        for job in todo:
-            render_one(job)
-            bar.update()
-    bar.close()
-    (tmp / "meta.json").write_text(json.dumps(meta(tmp), indent=2))
-    root.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(root, ignore_errors=True)  # a half-written folder without meta.json
-    tmp.rename(root)
+        bar.close()
+        (tmp / "meta.json").write_text(json.dumps(meta(tmp), indent=2))
+        root.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(root, ignore_errors=True)  # a half-written folder without meta.json
+        tmp.rename(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind (gone after the rename)
     return root
 
 

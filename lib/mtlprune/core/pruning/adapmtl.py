@@ -41,6 +41,8 @@ final model. The adaptive weights are normalised to the number of tasks, not to 
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import torch
@@ -49,11 +51,12 @@ from torch import nn
 from ..models import prunable_layers
 from .base import STRATEGIES, TrainContext, cubic_ramp, param
 from .masked import load_into_masked
-from .slack import kth_slack
+from .slack import A_MAX, kth_slack
 from .soft_threshold import STR, flat_plan
 
 STARTS = ("dense", "scratch")
 LOGIT_RANGE = 30.0  # thresholds live in logit space; |s| <= 30 spans sigmoid 1e-13 .. 1 - 1e-13
+CLAMPED_LOGIT = math.log(A_MAX) - math.log1p(-A_MAX)  # the slack of every |w| >= A_MAX (`slack`): ~16.1
 
 
 class Mechanism:
@@ -94,6 +97,8 @@ class Controlled(Mechanism):
     def __init__(self, owner: "AdapMTL") -> None:
         super().__init__(owner)
         self.budget = 0.0  # the overall sparsity the last projection aimed at
+        self.shortfall = 0  # weights the last projection could not prune (|w| at or above every reachable threshold)
+        self.warned = False
 
     def setup(self, ctx: TrainContext) -> None:
         self.project(ctx, 0)
@@ -115,6 +120,7 @@ class Controlled(Mechanism):
     def project(self, ctx: TrainContext, step: int) -> None:
         """Shift every threshold by the smallest common δ (logit units) that prunes ≥ budget of all weights."""
         self.budget = self.budget_at(step, ctx.cfg.train.iterations)
+        self.shortfall = 0
         plan = flat_plan(ctx.model)  # every weight in one buffer, group by group
         k = int(round(self.budget * plan.flat.numel()))
         thresholds = plan.thresholds
@@ -122,19 +128,38 @@ class Controlled(Mechanism):
             delta = -LOGIT_RANGE - float(max(p.max() for p in thresholds))
         else:
             # nudge above the k-th value so float32 rounding in the forward pass still prunes it
-            kth = kth_slack(plan, [float(p) for p in thresholds], k)  # logit(|w|) − s_g, exactly
+            offsets = [float(p) for p in thresholds]
+            kth = kth_slack(plan, offsets, k)  # logit(|w|) − s_g, exactly
             delta = kth + 1e-6 * max(1.0, abs(kth))
         for p in thresholds:
             p.add_(delta).clamp_(-LOGIT_RANGE, LOGIT_RANGE)
+        if k and kth >= min(CLAMPED_LOGIT - s for s in offsets) - 1.0:
+            self._check_reach(plan, k)
+
+    def _check_reach(self, plan, k: int) -> None:
+        """Weights with |w| near or above 1 cannot be soft-thresholded (a threshold is sigmoid(s) < 1): when the
+        budget needs them, the projection prunes fewer than asked. Counted exactly (the zeros S(W) has under the new
+        thresholds), logged as `budget_shortfall` and said once per run. Only checked when the k-th slack lies in
+        the clamped range (|w| >= 1 − 1e-7), so an ordinary projection costs nothing more."""
+        zeros = sum(int((plan.flat[lo:hi].abs() <= torch.sigmoid(p.detach().float())).sum())
+                    for (lo, hi), p in zip(plan.group_spans, plan.thresholds))
+        self.shortfall = max(0, k - zeros)
+        if self.shortfall and not self.warned:
+            self.warned = True
+            warnings.warn(f"AdapMTL cannot reach sparsity {self.budget:.4f}: {self.shortfall} weights have |w| >= 1, "
+                          f"which no soft threshold (sigmoid(s) < 1) prunes; the run is {self.shortfall} weights "
+                          f"short of its budget (`budget_shortfall` in its history). Lower the sparsity or raise the "
+                          f"weight decay.", RuntimeWarning, stacklevel=2)
 
     def scalars(self) -> dict[str, float]:
-        return {"budget": self.budget}
+        return {"budget": self.budget, **({"budget_shortfall": float(self.shortfall)} if self.shortfall else {})}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"budget": self.budget}
+        return {"budget": self.budget, **({"shortfall": self.shortfall} if self.shortfall else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.budget = state["budget"]
+        self.shortfall = state.get("shortfall", 0)
 
 
 class Faithful(Mechanism):

@@ -104,7 +104,9 @@ def _keep_count(numel: int, sparsity: float) -> int:
 
 
 def topk_mask(score: torch.Tensor, keep: int) -> torch.Tensor:
-    """1 for the `keep` largest scores (ties broken by position, so the count is exact)."""
+    """1 for the `keep` largest scores: exactly `keep` ones, also when scores tie at the boundary. Which of the tied
+    scores are kept is `torch.topk`'s choice: the same for the same input on one machine and build, but not by
+    position (of ten equal scores, three kept are not necessarily the first three)."""
     flat = score.reshape(-1)
     mask = torch.zeros_like(flat)
     if keep > 0:
@@ -156,8 +158,16 @@ def export_sparse(state: dict[str, torch.Tensor], prunable: list[str]) -> bytes:
     return buf.getvalue()
 
 
+# what the sparse format holds besides tensors and plain containers: numpy arrays of the bitmask and the kept values
+_NUMPY_ARRAYS = [np.ndarray, np.dtype, np.dtypes.UInt8DType, np.dtypes.Float32DType, np._core.multiarray._reconstruct,
+                 bytes]
+
+
 def import_sparse(blob: bytes) -> dict[str, torch.Tensor]:
-    packed = torch.load(io.BytesIO(blob), weights_only=False)
+    """A model exported by `export_sparse`, read with `weights_only=True` (numpy's arrays allowed, nothing else
+    executes), back to a plain state dict."""
+    with torch.serialization.safe_globals(_NUMPY_ARRAYS):
+        packed = torch.load(io.BytesIO(blob), weights_only=True)
     out = {}
     for key, value in packed.items():
         if isinstance(value, dict) and "bits" in value:

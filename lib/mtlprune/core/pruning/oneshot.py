@@ -65,7 +65,7 @@ class LotteryTicket(MaskedStrategy):
         if step not in snapshot_steps(iters) or not snap.exists():
             raise CacheError(f"the dense run has no weight snapshot at step {step} ({snap}); it was trained before "
                                f"snapshots existed: delete {ctx.dense_dir} to retrain it")
-        load_into_masked(ctx.model, torch.load(snap, map_location=ctx.device))
+        load_into_masked(ctx.model, torch.load(snap, map_location=ctx.device, weights_only=True))
         set_masks(ctx.model, masks)
 
 
