@@ -9,7 +9,7 @@ STAMP := $(VENV)/.mtlprune-installed
 MATHJAX := book/_extra/mathjax/.subset-1
 MATHJAX_PARTS := tex-mml-chtml.js output/chtml input/tex input/mml ui a11y
 
-.PHONY: setup study test book clean-book browser
+.PHONY: setup study test book clean-book browser datasets
 
 $(STAMP): environment.yml pyproject.toml scripts/env_requirements.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,16 @@ $(MATHJAX):
 	cd $(VENV)/npm/node_modules/mathjax/es5 && cp -r --parents $(MATHJAX_PARTS) $(CURDIR)/book/_extra/mathjax/
 	@touch $@
 
-setup: $(STAMP)
+# The real multi-domain benchmark reads Fashion-MNIST from Debian's package (as the browser, installed as root when
+# missing); its other real domains come with the Python packages of environment.yml.
+FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+datasets:
+	@test -f $(FASHION) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		dataset-fashion-mnist >/dev/null)
 
-study: $(STAMP) $(MATHJAX)
+setup: $(STAMP) datasets
+
+study: $(STAMP) $(MATHJAX) datasets
 	$(PY) -m mtlprune study --profile $(PROFILE)
 
 book: $(STAMP) $(MATHJAX)
@@ -40,7 +47,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: $(STAMP) $(MATHJAX) browser
+test: $(STAMP) $(MATHJAX) browser datasets
 	$(PY) -m pytest -q
 
 clean-book:

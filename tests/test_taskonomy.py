@@ -54,10 +54,12 @@ def test_the_loader_decodes_exactly_what_the_renderer_made():
         Image.fromarray(arr).save(buf, format="PNG")
         back[key] = np.array(Image.open(buf))
     assert {k: v.dtype for k, v in back.items()} == {k: v.dtype for k, v in payload.items()}
-    seg = back["segment_semantic"]
-    assert seg[0, 0] == tk.SEG_UNLABELLED and set(np.unique(seg)) <= set(range(17)) | {255}
-    assert (seg[label == CLS["chair"]] == tk.SEG_CLASSES.index("chair")).all()
-    assert (seg[label == CLS["wall"]] == 0).all()  # not a Taskonomy class: background
+    seg = back["segment_semantic"]  # the release's encoding: raw 0 unlabelled, raw c + 1 for class c
+    assert seg[0, 0] == tk.SEG_UNLABELLED == 0 and set(np.unique(seg)) <= set(range(18))
+    assert (seg[label == CLS["chair"]] == tk.SEG_CLASSES.index("chair") + 1).all()
+    assert (seg[label == CLS["wall"]] == 1).all()  # not a Taskonomy class: background, class 0
+    classes = tk.decode_segmentation(seg, "view", "fix")
+    assert classes[0, 0] == -1 and (classes[label == CLS["chair"]] == tk.SEG_CLASSES.index("chair")).all()
     valid = depth[..., 0] > 0
     zbuf = back["depth_zbuffer"]
     assert np.abs(zbuf[valid] / tk.DEPTH_UNITS - depth[..., 0][valid]).max() <= 0.5 / tk.DEPTH_UNITS + 1e-6
@@ -78,10 +80,27 @@ def test_split_reading_and_targets(generated):
     n = train["normal"].norm(dim=1)
     assert torch.allclose(n[n > 0], torch.ones_like(n[n > 0]), atol=1e-5)
     assert (train["depth"] >= 0).all() and (train["depth"] > 0).float().mean() > 0.5
-    for k in ("keypoints", "edges"):  # standardised to unit scale
-        assert train[k].isfinite().all() and 0.05 < float(train[k].std()) < 5
+    for k in ("keypoints", "edges"):  # the papers' units: [-1, 1], spread over it
+        assert float(train[k].min()) >= -1 and float(train[k].max()) <= 1 and float(train[k].std()) > 0.05
     test = tk.load_split(generated, "test")
     assert test["image"].shape[0] == 5 and not torch.equal(test["image"][0], train["image"][0])
+
+
+def test_the_decoding_is_the_papers_loaders():
+    """Values taken from the AdaShare / DiSparse / AdapMTL Taskonomy loader (`taskonomy_dataloader.py`):
+    segmentation raw 0 is unlabelled and raw 1..17 are classes 0..16 (`img[img == 0] = 1; img = img - 1` with the
+    mask `img > 0.1`); keypoints2d and edge_texture are v / 2^16 clipped to [0, 0.005] and [0, 0.08], then rescaled
+    onto [-1, 1] (`rescale_image(new_scale=(-1, 1), current_scale=(0, r))`)."""
+    seg = tk.decode_segmentation(np.array([[0, 1, 2, 17]], dtype=np.uint8), "view", "fix")
+    assert seg.tolist() == [[-1, 0, 1, 16]]
+    with pytest.raises(DataError, match="above 17"):
+        tk.decode_segmentation(np.array([[18]], dtype=np.uint8), "view", "fix")
+    keypoints = tk.decode_range(np.array([0, 164, 327, 328, 20000], dtype=np.uint16), tk.RANGE["keypoints2d"])
+    assert np.allclose(keypoints, [-1.0, 327 * 0 + 164 / 65536 / 0.005 * 2 - 1, 0.9958, 1.0, 1.0], atol=1e-4)
+    assert abs(float(keypoints[2]) - 0.99583) < 1e-4  # raw 327 -> 0.9958 (the standardisation gave 2.77)
+    edges = tk.decode_range(np.array([0, 2621, 5243, 20000, 65535], dtype=np.uint16), tk.RANGE["edge_texture"])
+    assert np.allclose(edges, [-1.0, 2621 / 65536 / 0.08 * 2 - 1, 1.0, 1.0, 1.0], atol=1e-3)
+    assert float(edges[3]) == 1.0  # raw 20000 -> 1.0 (the standardisation gave 17.9)
 
 
 def test_image_derived_domains_follow_the_release_definitions():
@@ -116,7 +135,7 @@ def test_missing_and_malformed_files_are_named_with_the_fix(generated, tmp_path)
     Image.fromarray(np.full((24, 24), 65535, dtype=np.uint16)).save(f)
     seg = root / "segment_semantic" / "taskonomy" / "hanson" / "point_0_view_0_domain_segmentsemantic.png"
     Image.fromarray(np.full((24, 24), 40, dtype=np.uint8)).save(seg)
-    with pytest.raises(DataError, match=r"class values \[40\] outside 0\.\.16 and 255"):
+    with pytest.raises(DataError, match=r"raw label values \[40\] above 17 \(0 is unlabelled"):
         tk.load_split(root, "train")
     with pytest.raises(DataError, match=r"building folder .*ihlen does not exist"):
         import shutil

@@ -19,6 +19,7 @@ from typing import Any
 
 from .data.domains import DOMAINS, DomainsSpec
 from .data.nyuv2 import RoomsSpec
+from .data.packaged import PackagedSpec
 
 TASKS = ("seg", "depth", "normal")  # NYU-v2's tasks, the default task set (their specs: `tasks`)
 
@@ -110,13 +111,16 @@ class RunConfig:
 # ---------------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MDLData:
-    """`synthetic=None` means the Visual Decathlon release on disk (`MTLPRUNE_DECATHLON`)."""
+    """Which multi-domain benchmark: the generated one (`synthetic`), the real one converted from installed packages
+    (`packaged`, with `synthetic=None`), or, with both None, the Visual Decathlon release on disk
+    (`MTLPRUNE_DECATHLON`). All three are read through the Decathlon layout's one loader."""
 
     synthetic: DomainsSpec | None = DomainsSpec()
     domains: tuple[str, ...] = DOMAINS
     source: str = "shapes"  # the domain whose `source` split pretrains the backbone (ImageNet's role)
     size: int = 32
     test_split: str = "test"  # the real release withholds test labels: use "val" there
+    packaged: PackagedSpec | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from .config import RunConfig, to_dict
+from .config import MDLConfig, RunConfig, SourceConfig, to_dict
+from .data.datasets import DATASETS
 from .models import build_model
 from .models.convolution import routes_around_onednn
 from .pruning import STRATEGIES, build_strategy
@@ -36,11 +37,16 @@ SCHEMA = 4  # 1: canonical configs with defaults omitted; 2: fully resolved conf
 # (fused heads, matrix upsampling, fused Adam, masked-sum losses: the same functions, other float rounding)
 
 
-# Fields added to a config after the schema above, with the value they were introduced with: such a field is hashed
-# only when it differs from that value. A run at the introduction value computes what it did before the field existed,
-# so it keeps its id; any other value (a later default included: the comparison is with this literal, not with the
-# live default) changes the id.
-INTRODUCED: dict[tuple[str, ...], Any] = {("data", "dataset"): "nyuv2", ("train", "threads"): 0}
+# Fields added to a config after the schema above, with the value they were introduced with, per config type (the
+# field's path inside the config): such a field is hashed only when it differs from that value. A run at the
+# introduction value computes what it did before the field existed, so it keeps its id; any other value (a later
+# default included: the comparison is with this literal, not with the live default) changes the id.
+INTRODUCED: dict[type, dict[tuple[str, ...], Any]] = {
+    RunConfig: {("data", "dataset"): "nyuv2", ("train", "threads"): 0},
+    MDLConfig: {("source", "data", "packaged"): None},
+    SourceConfig: {("data", "packaged"): None},
+}
+
 
 # Numerical revisions of code paths that only some models take: a config whose model takes one is salted with its
 # revision, so its runs cached before the change are recomputed while every other id stays. `pointwise_stride`: the
@@ -49,7 +55,10 @@ INTRODUCED: dict[tuple[str, ...], Any] = {("data", "dataset"): "nyuv2", ("train"
 # `soft_threshold`: the threshold gradients of STR and AdapMTL (and its ablations) summed in float64 by the compiled
 # kernel (`pruning.soft_threshold`; revision 1 summed in float32 in torch's order), i.e. every method whose strategy
 # lists it in `code_paths`.
-REVISIONS: dict[str, int] = {"pointwise_stride": 2, "soft_threshold": 2}
+# `taskonomy_decoding`: Tiny-Taskonomy's labels decoded as the papers' loaders decode them (raw 0 unlabelled, raw
+# 1..17 the classes; keypoints and edges clipped and mapped onto [-1, 1]; `data.taskonomy`), i.e. every run of a
+# dataset whose spec lists it in `code_paths`.
+REVISIONS: dict[str, int] = {"pointwise_stride": 2, "soft_threshold": 2, "taskonomy_decoding": 2}
 
 
 @functools.lru_cache(maxsize=256)
@@ -66,17 +75,18 @@ def resolved(cfg: Any) -> dict[str, Any]:
     """The plain dict a run id hashes: every field (those in `INTRODUCED` only when they differ from their
     introduction value), and resolved method / weighting hyperparameters."""
     out = to_dict(cfg)
+    for (*parents, leaf), value in INTRODUCED.get(type(cfg), {}).items():
+        holder = out
+        for key in parents:
+            holder = holder[key]
+        if holder.get(leaf) == value:
+            del holder[leaf]
     if isinstance(cfg, RunConfig):
-        for (*parents, leaf), value in INTRODUCED.items():
-            holder = out
-            for key in parents:
-                holder = holder[key]
-            if holder.get(leaf) == value:
-                del holder[leaf]
         out["pruning"]["params"] = method_params(cfg.pruning)
         out["weighting"]["params"] = resolved_params(cfg.weighting.name, dict(cfg.weighting.params))
         out["dense"] = resolved(cfg.dense) if cfg.dense is not None else None
-        if revisions := {**_revisions(cfg.model, tuple(cfg.tasks)), **method_revisions(cfg.pruning)}:
+        if revisions := {**_revisions(cfg.model, tuple(cfg.tasks)), **method_revisions(cfg.pruning),
+                         **dataset_revisions(cfg.data.dataset)}:
             out["revisions"] = revisions
     return out
 
@@ -100,6 +110,12 @@ def run_id(cfg: Any) -> str:
 def method_revisions(pruning: Any) -> dict[str, int]:
     """The revisions of the code paths the pruning method takes (`PruningStrategy.code_paths`)."""
     return {path: REVISIONS[path] for path in STRATEGIES.get(pruning.method).code_paths}
+
+
+def dataset_revisions(dataset: str) -> dict[str, int]:
+    """The revisions of the code paths the dataset's reading takes (`DatasetSpec.code_paths`; none for an unknown
+    dataset, which `validate` names)."""
+    return {path: REVISIONS[path] for path in DATASETS.get(dataset).code_paths} if dataset in DATASETS else {}
 
 
 def method_params(pruning: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from .config import MEMORY_FORMATS, MDLConfig, RunConfig, SourceConfig
 from .data.datasets import DATASETS
 from .data.domains import DOMAINS, SOURCE
+from .data.packaged import PACKAGED_DOMAINS, PACKAGED_SOURCE
 from .mdl.methods import MDL_METHODS
 from .mdl.sharing import SHARING
 from .models import BACKBONES, HEADS
@@ -168,12 +169,24 @@ def _validate_source(cfg: SourceConfig) -> None:
          f"source.data.synthetic needs size in [8, {MAX_SIDE}], n_train/n_val/n_test in [1, {MAX_SAMPLES:,}] and "
          f"seed in [0, 2^31)"),
         (len(d.domains) >= 2, "a multi-domain run needs at least two domains"),
+        (d.synthetic is None or d.packaged is None,
+         "source.data.synthetic and source.data.packaged are two benchmarks: set one of them to None"),
         (d.synthetic is None or not set(d.domains) - set(DOMAINS),
          f"source.data.domains {list(d.domains)}: unknown domain(s) {sorted(set(d.domains) - set(DOMAINS))} for the "
          f"generated benchmark; valid: {', '.join(DOMAINS)}"),
+        (d.packaged is None or (not set(d.domains) - set(d.packaged.domains)
+                                and not set(d.packaged.domains) - set(PACKAGED_DOMAINS)),
+         f"source.data.domains {list(d.domains)} must be among the packaged benchmark's domains "
+         f"({', '.join(d.packaged.domains) if d.packaged else ''}; valid: {', '.join(PACKAGED_DOMAINS)})"),
+        (d.packaged is None or (8 <= d.packaged.size <= MAX_SIDE and 0 <= d.packaged.seed < 2 ** 31 and all(
+            1 <= n <= MAX_SAMPLES for n in (d.packaged.max_train, d.packaged.max_val, d.packaged.max_test,
+                                            d.packaged.n_source))),
+         f"source.data.packaged needs size in [8, {MAX_SIDE}], caps in [1, {MAX_SAMPLES:,}] and seed in [0, 2^31)"),
         (len(set(d.domains)) == len(d.domains), f"source.data.domains must not repeat, got {list(d.domains)}"),
         (d.synthetic is None or d.source == SOURCE,
          f"source.data.source {d.source!r}: the generated benchmark pretrains on {SOURCE!r} only"),
+        (d.packaged is None or d.source == PACKAGED_SOURCE,
+         f"source.data.source {d.source!r}: the packaged benchmark pretrains on {PACKAGED_SOURCE!r} only"),
         (d.source in d.domains, f"source {d.source!r} must be one of the domains {d.domains}"),
     ])
 

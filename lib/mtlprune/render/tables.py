@@ -4,19 +4,22 @@ multi-domain summary, the claims table; and `show`, how every table looks on a p
 
 from __future__ import annotations
 
+import json
 from importlib import resources
-from typing import Iterable
+from typing import Any, Iterable
 
 import pandas as pd
 
 from ..core import catalogue
-from ..core.config import RunConfig
+from ..core.config import MDLConfig, RunConfig
 from ..core.data.datasets import dataset_spec
+from ..core.data.packaged import LICENCES, PACKAGES
 from ..core.identity import run_id
 from ..core.metrics import METRICS
 from ..core.models import build_model
 from ..core.tasks import task_spec
 from ..runs.kinds import summary
+from ..runs.multidomain import ensure_domains
 from ..runs.results import load_summaries
 from ..study.design import PAPER_KEYS
 from ..study.evidence import comparison_table
@@ -228,3 +231,31 @@ def styled(tbl: pd.DataFrame):
     """The claims table as the page shows it: text wrapped and left-aligned, verdicts coloured, no index."""
     colours = {"reproduced": "#1a7f37", "not reproduced": "#b42318", "tie": "#6e6e6e"}
     return show(tbl).map(lambda v: f"color: {colours.get(v, 'inherit')}; font-weight: bold", subset=["verdict"])
+
+
+def benchmark_table(cfg: MDLConfig) -> pd.DataFrame:
+    """The multi-domain benchmark a run reads, from its annotation files: per domain its classes, its train / val /
+    test (and pretraining `source`) images, and where it comes from with its licence (the packaged real domains;
+    generated for the offline benchmark, except its real digits)."""
+    data = cfg.source.data
+    root = ensure_domains(data, progress=False)
+    rows = []
+    for domain in data.domains:
+        row: dict[str, Any] = {"domain": domain + (" (source)" if domain == data.source else "")}
+        for split in ("train", "val", data.test_split, "source"):
+            path = root / "annotations" / f"{domain}_{split}.json"
+            if path.exists():
+                ann = json.loads(path.read_text())
+                row["classes"] = len(ann["categories"])
+                row[split if split != data.test_split else "test"] = len(ann["images"])
+        if data.packaged is not None:
+            row["data"], row["licence"] = f"real: {PACKAGES[domain]}", LICENCES[domain]
+        elif data.synthetic is not None:
+            real = domain == "digits"
+            row["data"] = "real: UCI digits (scikit-learn)" if real else "generated"
+            row["licence"] = LICENCES["digits"] if real else "–"
+        else:
+            row["data"], row["licence"] = "the Visual Decathlon release", "its domains' own"
+        rows.append(row)
+    columns = ["domain", "classes", "train", "val", "test", "source", "data", "licence"]
+    return pd.DataFrame(rows).reindex(columns=columns).fillna({"source": 0}).astype({"source": int})

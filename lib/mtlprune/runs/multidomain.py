@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from ..core import catalogue, paths
-from ..core.config import MDLConfig, SourceConfig, canonical
-from ..core.data.domains import DomainsSpec, generate, load_domain
+from ..core.config import MDLConfig, MDLData, SourceConfig, canonical
+from ..core.data.domains import generate, load_domain
+from ..core.data.packaged import convert
 from ..core.identity import run_id
 from ..core.locks import make_once
 from ..core.mdl.costs import deployed_state, disk_bytes, latency_ratio, macs, parameters
@@ -38,14 +39,23 @@ SUMMARY_KEYS = ("run_id", "kind", "method", "budget", "sharing", "seed", "domain
 SOURCE_KEYS = ("run_id", "seed", "train_seconds")
 
 
-def domains_root(spec: DomainsSpec | None) -> Path:
-    return paths.generated_root() / spec.dirname() if spec is not None else paths.decathlon_root()
+def domains_root(data: MDLData) -> Path:
+    """Where a multi-domain benchmark lives: the generated or the packaged one under the generated data, or the
+    Visual Decathlon release."""
+    if data.synthetic is not None:
+        return paths.generated_root() / data.synthetic.dirname()
+    if data.packaged is not None:
+        return paths.generated_root() / data.packaged.dirname()
+    return paths.decathlon_root()
 
 
-def ensure_domains(spec: DomainsSpec | None, progress: bool = True) -> Path:
-    root = domains_root(spec)
-    if spec is not None:
-        make_once(root, lambda r: generate(spec, r, progress=progress))
+def ensure_domains(data: MDLData, progress: bool = True) -> Path:
+    """The benchmark's root, written first (generated, or converted from the installed packages) when it is not."""
+    root = domains_root(data)
+    if data.synthetic is not None:
+        make_once(root, lambda r: generate(data.synthetic, r, progress=progress))
+    elif data.packaged is not None:
+        make_once(root, lambda r: convert(data.packaged, r, progress=progress))
     return root
 
 
@@ -56,7 +66,7 @@ def _load(root: str, domain: str, split: str, size: int) -> tuple[torch.Tensor, 
 
 
 def load(cfg: SourceConfig, domain: str, split: str, progress: bool = True):
-    root = ensure_domains(cfg.data.synthetic, progress)
+    root = ensure_domains(cfg.data, progress)
     if split == "test":
         split = cfg.data.test_split
     return _load(str(root), domain, split, cfg.data.size)
@@ -64,7 +74,8 @@ def load(cfg: SourceConfig, domain: str, split: str, progress: bool = True):
 
 def _source_split(cfg: SourceConfig, progress: bool):
     """The split the backbone pretrains on: the generated benchmark's `source` split, the real release's train."""
-    return load(cfg, cfg.data.source, "source" if cfg.data.synthetic is not None else "train", progress)
+    own = cfg.data.synthetic is not None or cfg.data.packaged is not None  # a benchmark with a `source` split
+    return load(cfg, cfg.data.source, "source" if own else "train", progress)
 
 
 def run_source(cfg: SourceConfig, progress: bool = True, profile: str | None = None) -> dict[str, Any]:
@@ -205,4 +216,4 @@ def source_row(cfg: SourceConfig, summary: dict[str, Any]) -> dict[str, Any]:
 
 def prepare(cfg: MDLConfig | SourceConfig) -> None:
     """What packed runs share, made once before they start: the generated domains."""
-    ensure_domains((cfg.source if isinstance(cfg, MDLConfig) else cfg).data.synthetic, progress=False)
+    ensure_domains((cfg.source if isinstance(cfg, MDLConfig) else cfg).data, progress=False)

@@ -17,6 +17,7 @@ import torch
 from ..core.config import MDLConfig, PruningConfig, RunConfig, freeze_params, with_overrides
 from ..core.data.datasets import DATASETS
 from ..core.data.domains import DOMAINS
+from ..core.data.packaged import PACKAGED_DOMAINS, PACKAGED_SOURCE
 from ..core.data.nyuv2 import RoomsSpec
 from ..core.mdl.methods import MDL_METHODS
 from ..core.pruning import STRATEGIES
@@ -208,10 +209,12 @@ MDL_PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "train.weight_decay": 1e-4, "train.threads": 1,
     },
     "quick": {
-        # 200 validation images per domain: one image is 0.5 % of a domain's accuracy, half the plateau tolerance
-        "source.data.synthetic.n_train": 500, "source.data.synthetic.n_val": 200, "source.data.synthetic.n_test": 300,
-        "source.data.synthetic.n_source": 3000, "source.data.synthetic.size": 32, "source.data.synthetic.seed": 0,
-        "source.data.domains": DOMAINS, "source.data.source": "shapes", "source.data.size": 32,
+        # the real benchmark converted from installed packages (`data.packaged`: Fashion-MNIST, MNIST, digits, solar
+        # cells, faces, textures; the splits and counts in data/README.md), pretrained on Fashion-MNIST's source split
+        "source.data.synthetic": None,
+        "source.data.packaged": {"domains": PACKAGED_DOMAINS, "size": 32, "max_train": 5000, "max_val": 1000,
+                                 "max_test": 2000, "n_source": 20000, "seed": 0, "version": 1},
+        "source.data.domains": PACKAGED_DOMAINS, "source.data.source": PACKAGED_SOURCE, "source.data.size": 32,
         "source.data.test_split": "test", "source.model.widths": (12, 24, 48), "source.model.blocks": 1,
         # long enough that the source and the individual networks reach the plateau criterion (`evidence`)
         "source.iterations": 3000, "source.batch_size": 64, "source.lr": 2e-3, "source.seed": 0,

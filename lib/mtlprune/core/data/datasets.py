@@ -32,6 +32,8 @@ class DatasetSpec:
     read_split: Callable[[Path, str, float, int, bool], Split]  # (root, split, val_fraction, split_seed, generated)
     dirname: Callable[[Any], str] = lambda synthetic: synthetic.dirname()  # the generated variant's folder
     own_val_split: bool = False  # the release has validation buildings/images: `val_fraction` is not used
+    # numerically revised code paths the dataset's reading takes (`identity.REVISIONS`): its runs' ids carry them
+    code_paths: tuple[str, ...] = ()
 
     def generated_root(self, synthetic: Any) -> Path:
         return paths.generated_root() / self.dirname(synthetic)
@@ -64,4 +66,5 @@ def _read_taskonomy(root: Path, split: str, val_fraction: float, split_seed: int
 DATASETS.register("taskonomy")(DatasetSpec("taskonomy", "Tiny-Taskonomy",
                                            ("semseg", "normal", "depth", "keypoints", "edges"),
                                            paths.taskonomy_real_root, taskonomy.generate, _read_taskonomy,
-                                           dirname=taskonomy.dirname, own_val_split=True))
+                                           dirname=taskonomy.dirname, own_val_split=True,
+                                           code_paths=("taskonomy_decoding",)))

@@ -24,6 +24,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -219,37 +220,60 @@ def _generated(domain: str, split: str, spec: DomainsSpec) -> tuple[np.ndarray, 
     return imgs, labels
 
 
-def generate(spec: DomainsSpec, root: Path, progress: bool = True) -> Path:
-    """Write every domain and split of `spec` under `root` in the Decathlon layout (atomically: tmp dir + rename)."""
+def write_split(tmp: Path, domain: str, split: str, imgs: np.ndarray, labels: np.ndarray, names: list[str],
+                description: str) -> None:
+    """One domain's split in the Decathlon layout: JPEG images (N×H×W×3 uint8) under data/<domain>/<split>/ and the
+    COCO-style annotations/<domain>_<split>.json (category ids 1..K in `names` order)."""
     from PIL import Image
+
+    folder = tmp / "data" / domain / split
+    folder.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for i, (img, lab) in enumerate(zip(imgs, labels), 1):
+        name = f"data/{domain}/{split}/{i:07d}.jpg"
+        Image.fromarray(img).save(tmp / name, quality=95)
+        images.append({"id": i, "file_name": name, "width": int(img.shape[1]), "height": int(img.shape[0])})
+        annotations.append({"id": i, "image_id": i, "category_id": 1 + int(lab)})
+    ann = {"info": {"description": f"{description} ({split})"}, "images": images, "annotations": annotations,
+           "categories": [{"id": 1 + k, "name": nm} for k, nm in enumerate(names)]}
+    (tmp / "annotations").mkdir(exist_ok=True)
+    (tmp / "annotations" / f"{domain}_{split}.json").write_text(json.dumps(ann))
+
+
+def write_benchmark(root: Path, splits: Any, meta: dict[str, Any], progress: bool, desc: str) -> Path:
+    """Write `splits` (an iterable of (domain, split, images, labels, class names, description)) under `root` in the
+    Decathlon layout, `meta.json` last, atomically (a temporary folder renamed; nothing half-written stays)."""
     from tqdm import tqdm
 
     if (root / "meta.json").exists():
         return root
     tmp = root.with_name(root.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    jobs = [(d, s) for d in DOMAINS for s in SPLITS] + [(SOURCE, "source")]
-    digits = _digits(spec)
-    for domain, split in tqdm(jobs, desc="generating domains", disable=not progress, leave=False):
-        imgs, labels = digits[split] if domain == "digits" else _generated(domain, split, spec)
-        folder = tmp / "data" / domain / split
-        folder.mkdir(parents=True, exist_ok=True)
-        images, annotations = [], []
-        for i, (img, lab) in enumerate(zip(imgs, labels), 1):
-            name = f"data/{domain}/{split}/{i:07d}.jpg"
-            Image.fromarray(img).save(tmp / name, quality=95)
-            images.append({"id": i, "file_name": name, "width": spec.size, "height": spec.size})
-            annotations.append({"id": i, "image_id": i, "category_id": 1 + int(lab)})
-        ann = {"info": {"description": f"mtlprune generated domain {domain} ({split})"}, "images": images,
-               "annotations": annotations,
-               "categories": [{"id": 1 + k, "name": nm} for k, nm in enumerate(CLASS_NAMES[domain])]}
-        (tmp / "annotations").mkdir(exist_ok=True)
-        (tmp / "annotations" / f"{domain}_{split}.json").write_text(json.dumps(ann))
-    (tmp / "meta.json").write_text(json.dumps({"spec": asdict(spec), "domains": list(DOMAINS)}, indent=2))
-    if root.exists():
-        shutil.rmtree(root)
-    tmp.rename(root)
+    try:
+        for domain, split, imgs, labels, names, description in tqdm(splits, desc=desc, disable=not progress,
+                                                                    leave=False):
+            write_split(tmp, domain, split, imgs, labels, names, description)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        if root.exists():
+            shutil.rmtree(root)
+        tmp.rename(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def generate(spec: DomainsSpec, root: Path, progress: bool = True) -> Path:
+    """Write every domain and split of `spec` under `root` in the Decathlon layout (atomically: tmp dir + rename)."""
+    jobs = [(d, s) for d in DOMAINS for s in SPLITS] + [(SOURCE, "source")]
+
+    def splits():
+        digits = _digits(spec)
+        for domain, split in jobs:
+            imgs, labels = digits[split] if domain == "digits" else _generated(domain, split, spec)
+            yield domain, split, imgs, labels, CLASS_NAMES[domain], f"mtlprune generated domain {domain}"
+
+    return write_benchmark(root, splits(), {"spec": asdict(spec), "domains": list(DOMAINS)}, progress,
+                           "generating domains")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

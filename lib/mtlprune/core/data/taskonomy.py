@@ -9,9 +9,10 @@ index), `normal` (8-bit RGB, 127-centred), `depth_zbuffer` (16-bit, 1/512 m), `k
 Splits are whole buildings: the tiny split's 25 train, 5 val and 5 test buildings (`SPLITS`). Nothing is ever chosen
 on the test buildings.
 
-Decoding (what the tasks see), with the release's conventions and the choices where the papers are silent:
-- segment_semantic: 17 classes 0..16 (0 = background, as AdaShare/DiSparse's 17-class head); 255 = unlabelled,
-  ignored (loaded as -1); any other value is an error.
+Decoding (what the tasks see): as the AdaShare / DiSparse / AdapMTL loaders decode the release (checked against their
+code; a test pins the values), and the choices where the papers are silent:
+- segment_semantic: raw 0 is unlabelled (ignored, loaded as -1); raw 1..17 are the 17 classes 0..16 (class 0 =
+  background, AdaShare/DiSparse's 17-class head); a raw value above 17 is an error.
 - normal: n = 2·v/255 − 1 per channel (camera frame, 127 = 0); a pixel whose decoded vector is not near unit length
   (|‖n‖ − 1| > 0.25, e.g. the release's black no-data pixels) is invalid (0, 0, 0).
 - depth_zbuffer: metres = v / 512; valid where v < 2¹³ (16 m), the mask of the common Taskonomy loaders; the no-reading
@@ -20,14 +21,18 @@ Decoding (what the tasks see), with the release's conventions and the choices wh
   AdaShare/DiSparse/AdapMTL; the file is read from the root when present (the one those repositories ship), else
   computed from the train buildings' label histogram p as w_c ∝ 1 / ((1 − λ)·p_c + λ/17), λ = 0.5, E_p[w] = 1 (the
   generator writes it this way). Every sample carries the 17 weights (`semseg_prior`), so the loss needs no state.
-- keypoints2d: (v − 50) / 100; edge_texture: (v − 718) / 1070: the per-domain standardisation of the common Taskonomy
-  loaders, so both targets are of unit scale. Their metric is the mean absolute error in these units.
+- keypoints2d and edge_texture: v / 2¹⁶ clipped to [0, r] and mapped linearly onto [−1, 1], with r = 0.005
+  (keypoints) and 0.08 (edges), as those loaders do (raw 327 → 0.9958, raw 20000 → 1.0): their metric, the mean
+  absolute error, is in the papers' units.
+- Where this study deviates from those loaders: depth stays in metres (v / 512, valid below 2¹³) where they take
+  log(1 + v) / log(2¹⁶) with the mask v < 64500; no random scaling or crops (the generated views are small).
 
 The generator renders each view with the procedural room renderer (`rooms`), so depth, normals and labels are exact per
 pixel, and computes the two image-derived domains from the rendered RGB as the release defines them: `edge_texture`
 is the Canny edge strength without non-maximum suppression (Gaussian-smoothed gradient magnitude of the grey image),
 `keypoints2d` the SURF detector's response (the determinant of the Gaussian Hessian, positive part, over two scales).
-Their 16-bit gains put the generated values in the range the standardisation above assumes.
+Their 16-bit gains put the generated values in the ranges the decoding above maps onto [−1, 1]; labelled pixels are
+written as class + 1 and unlabelled ones as 0, the release's encoding.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,12 +69,13 @@ SEG_CLASSES: tuple[str, ...] = (
     "background", "bottle", "chair", "couch", "potted plant", "bed", "dining table", "toilet", "tv", "microwave",
     "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase")
 NUM_SEG_CLASSES = len(SEG_CLASSES)  # 17
-SEG_UNLABELLED = 255
+SEG_UNLABELLED = 0  # the raw value of an unlabelled pixel; raw c + 1 is class c
 DEPTH_UNITS = 512.0  # values per metre
 DEPTH_VALID_BELOW = 2 ** 13
 PRIOR_FILE = "semseg_prior_factor.npy"  # AdaShare/DiSparse's class weights of the segmentation loss, next to the domains
 PRIOR_MIX = 0.5  # λ of the rebalancing weights w_c ∝ 1 / ((1 − λ)·p_c + λ/17), normalised so E_p[w] = 1
-STANDARDISE = {"keypoints2d": (50.0, 100.0), "edge_texture": (718.0, 1070.0)}  # (shift, scale) of the 16-bit values
+RANGE = {"keypoints2d": 0.005, "edge_texture": 0.08}  # v / 2^16 is clipped to [0, r], then mapped onto [-1, 1]
+ENCODING = 2  # 1: raw 255 unlabelled, raw c = class c, keypoints/edges standardised; 2: the papers' loaders' decoding
 # Generated: 16-bit gains of the image-derived domains (edge strength and Hessian response of a [0, 1] grey image)
 _EDGE_GAIN = 48000.0
 _KEYPOINT_GAIN = 300000.0
@@ -84,7 +91,7 @@ LAYOUT_HELP = (
 
 
 def dirname(spec: RoomsSpec) -> str:
-    blob = json.dumps({"dataset": "taskonomy", **asdict(spec)}, sort_keys=True)
+    blob = json.dumps({"dataset": "taskonomy", "encoding": ENCODING, **asdict(spec)}, sort_keys=True)
     return f"taskonomy-rooms-{spec.height}x{spec.width}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -140,9 +147,9 @@ def _file(root: Path, domain: str, building: str, point: int, view: int) -> Path
 
 def encode_view(image: np.ndarray, label: np.ndarray, depth: np.ndarray, normal: np.ndarray) -> dict[str, np.ndarray]:
     """One rendered view (rooms' arrays) as the release's six PNG payloads."""
-    seg = np.zeros(label.shape, dtype=np.uint8)
+    seg = np.ones(label.shape, dtype=np.uint8)  # background (class 0, raw 1)
     for room_cls, cls in _FROM_ROOMS.items():
-        seg[label == room_cls] = cls
+        seg[label == room_cls] = cls + 1
     seg[label < 0] = SEG_UNLABELLED
     d = depth[..., 0]
     zbuf = np.where(d > 0, np.clip(np.round(d * DEPTH_UNITS), 0, 65534), 65535).astype(np.uint16)
@@ -218,13 +225,7 @@ def _read_png(path: Path, dtype: type, channels: int, fix: str) -> np.ndarray:
 def decode_view(files: dict[str, Path], fix: str) -> dict[str, np.ndarray]:
     """One view's six PNGs as training targets (channels last): see the module docstring for each decoding."""
     rgb = _read_png(files["rgb"], np.uint8, 3, fix).astype(np.float32) / 255
-    seg = _read_png(files["segment_semantic"], np.uint8, 1, fix).astype(np.int64)
-    bad = (seg >= NUM_SEG_CLASSES) & (seg != SEG_UNLABELLED)
-    if bad.any():
-        raise DataError(f"malformed Tiny-Taskonomy file {files['segment_semantic']}: class values "
-                        f"{sorted(set(seg[bad].tolist()))[:5]} outside 0..{NUM_SEG_CLASSES - 1} and "
-                        f"{SEG_UNLABELLED} (unlabelled).\n  Fix: {fix}")
-    seg[seg == SEG_UNLABELLED] = -1
+    seg = decode_segmentation(_read_png(files["segment_semantic"], np.uint8, 1, fix), files["segment_semantic"], fix)
     nrm = _read_png(files["normal"], np.uint8, 3, fix).astype(np.float32) / 255 * 2 - 1
     norm = np.linalg.norm(nrm, axis=-1, keepdims=True)
     nrm = np.where(np.abs(norm - 1) <= 0.25, nrm / np.maximum(norm, 1e-6), 0.0)
@@ -232,12 +233,27 @@ def decode_view(files: dict[str, Path], fix: str) -> dict[str, np.ndarray]:
     depth = np.where(zbuf < DEPTH_VALID_BELOW, zbuf / DEPTH_UNITS, 0.0)[..., None]
     out = {"image": rgb, "semseg": seg, "normal": nrm.astype(np.float32), "depth": depth.astype(np.float32)}
     for domain, key in (("keypoints2d", "keypoints"), ("edge_texture", "edges")):
-        shift, scale = STANDARDISE[domain]
-        out[key] = ((_read_png(files[domain], np.uint16, 1, fix).astype(np.float32) - shift) / scale)[..., None]
+        out[key] = decode_range(_read_png(files[domain], np.uint16, 1, fix), RANGE[domain])[..., None]
     sizes = {k: v.shape[:2] for k, v in out.items()}
     if len(set(sizes.values())) != 1:
         raise DataError(f"Tiny-Taskonomy view {files['rgb'].name}: the domains differ in size {sizes}.\n  Fix: {fix}")
     return out
+
+
+def decode_segmentation(raw: np.ndarray, where: Any, fix: str) -> np.ndarray:
+    """Raw labels as classes: raw 0 → -1 (unlabelled, ignored), raw 1..17 → 0..16; anything above is an error."""
+    raw = raw.astype(np.int64)
+    bad = raw > NUM_SEG_CLASSES
+    if bad.any():
+        raise DataError(f"malformed Tiny-Taskonomy file {where}: raw label values {sorted(set(raw[bad].tolist()))[:5]} "
+                        f"above {NUM_SEG_CLASSES} (0 is unlabelled, 1..{NUM_SEG_CLASSES} the classes).\n  Fix: {fix}")
+    return raw - 1
+
+
+def decode_range(raw: np.ndarray, top: float) -> np.ndarray:
+    """A 16-bit map as the papers' loaders read it: v / 2^16 clipped to [0, top], mapped linearly onto [-1, 1]."""
+    v = np.clip(raw.astype(np.float32) / 2 ** 16, 0.0, top)
+    return (v / top * 2.0 - 1.0).astype(np.float32)
 
 
 def prior_factor(histogram: np.ndarray, mix: float = PRIOR_MIX) -> np.ndarray:
@@ -266,8 +282,8 @@ def _views(root: Path, split: str, fix: str) -> list[dict[str, Path]]:
 def _train_histogram(root: Path, fix: str) -> np.ndarray:
     hist = np.zeros(NUM_SEG_CLASSES, dtype=np.float64)
     for view in _views(root, "train", fix):
-        seg = _read_png(view["segment_semantic"], np.uint8, 1, fix)
-        hist += np.bincount(seg[seg < NUM_SEG_CLASSES].ravel(), minlength=NUM_SEG_CLASSES)[:NUM_SEG_CLASSES]
+        seg = decode_segmentation(_read_png(view["segment_semantic"], np.uint8, 1, fix), view["segment_semantic"], fix)
+        hist += np.bincount(seg[seg >= 0].ravel(), minlength=NUM_SEG_CLASSES)
     return hist
 
 
@@ -290,7 +306,7 @@ def class_weights(root: Path, fix: str) -> np.ndarray:
 
 def load_split(root: Path, split: str, fix: str | None = None) -> dict[str, torch.Tensor]:
     """Every view of the split's buildings in memory: image (N,3,H,W), semseg (N,H,W) long (-1 ignored), normal
-    (N,3,H,W), depth (N,1,H,W) metres (0 invalid), keypoints and edges (N,1,H,W) standardised, and the loss's class
+    (N,3,H,W), depth (N,1,H,W) metres (0 invalid), keypoints and edges (N,1,H,W) in [-1, 1], and the loss's class
     weights repeated per sample, semseg_prior (N,17)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {sorted(SPLITS)}")
