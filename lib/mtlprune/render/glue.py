@@ -9,7 +9,7 @@ from myst_nb import glue
 
 from ..core import catalogue
 from ..study.profiles import make_config
-from ..study.stats import fmt_interval, half_width, interval, verdict
+from ..study.stats import fmt_interval, half_width, interval, unconverged, verdict
 
 
 def glue_value(name: str, value: Any) -> None:
@@ -23,28 +23,32 @@ def glue_metrics(prefix: str, table: pd.DataFrame) -> None:
         glue_value(f"{prefix}_{task}_{metric}", float(row["mean"]))
 
 
-def glue_budget(stability: pd.DataFrame, chosen: int | None, profile: str) -> None:
-    """Glue the budget chapter's verdict: the measured B, the profile's B, whether they agree, and τ / swaps / ties
-    between B and 2B (`budget_*`)."""
+def glue_budget(conv: pd.DataFrame, chosen: int | None, profile: str, stability: pd.DataFrame | None = None,
+                prefix: str = "budget") -> None:
+    """Glue the budget chapter's reading (`<prefix>_*`): the profile's sparse-phase length B, the measured one (the
+    smallest at which doubling moves no value, `stats.choose_budget`), whether they agree, the methods that still move
+    when the profile's B doubles, the largest such change, and (with `stability`) Kendall's τ between the rankings at
+    B and 2B."""
     used = make_config(profile, "adapmtl", 0.9).train.iterations
-    glue_value("budget_profile", used)
-    glue_value("budget_chosen", "none of the grid" if chosen is None else chosen)
+    glue_value(f"{prefix}_profile", used)
+    glue_value(f"{prefix}_chosen", "none of the grid" if chosen is None else chosen)
     if chosen is None:
-        agreement = "no length of the grid is stable yet: the verdicts of this profile are provisional"
+        agreement = ("no length of the grid has converged yet: the verdicts that rest on this sparse phase are "
+                     "undetermined")
     elif chosen == used:
         agreement = "the two agree"
     elif chosen < used:
         agreement = "the profile's B is longer than needed, which is safe"
     else:
-        agreement = "the profile's B is SHORTER than the measurement asks: its verdicts are provisional"
-    glue_value("budget_agreement", agreement)
-    row = stability[stability["from"] == (chosen if chosen is not None else used)]
-    if row.empty:
-        row = stability.tail(1)
-    r = row.iloc[0]
-    glue_value("budget_tau", float(r["kendall_tau"]))
-    glue_value("budget_swaps", len(r["swaps"]))
-    glue_value("budget_ties", len(r["ties"]))
+        agreement = "the profile's B is SHORTER than the measurement asks: its verdicts are undetermined"
+    glue_value(f"{prefix}_agreement", agreement)
+    moving = unconverged(conv, used)
+    glue_value(f"{prefix}_moving", ", ".join(catalogue.label(m) for m in moving) or "none")
+    at = conv[conv["budget"] == used]
+    glue_value(f"{prefix}_max_change", float(at["change"].abs().max()) if len(at) else float("nan"))
+    if stability is not None:
+        row = stability[stability["from"] == used]
+        glue_value(f"{prefix}_tau", float(row.iloc[0]["kendall_tau"]) if len(row) else float("nan"))
 
 
 def glue_plateau(plateaus: pd.DataFrame, cfg: Any, prefix: str) -> None:

@@ -560,6 +560,29 @@ def budget_curves(summary: pd.DataFrame, values: tuple[str, ...] = ("delta_t_con
     return fig
 
 
+def validation_at_budget(history: pd.DataFrame) -> plt.Figure:
+    """Each method's validation curve over the sparse phase of length B: every task's primary metric (its spec's),
+    mean and 95 % interval over seeds, one panel per task, one line per method (AdapMTL thick). A curve still moving at
+    its end is a run that has not converged."""
+    val = history[history["split"] == "val"]
+    tasks = [t for t in TASKS.names() if f"{t}/{TASKS.get(t).primary}" in val.columns
+             and val[f"{t}/{TASKS.get(t).primary}"].notna().any()]
+    methods = list(dict.fromkeys(val["method"]))
+    palette, width = _method_style(methods)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.9 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        metric = TASKS.get(task).primary
+        for m in methods:
+            sns.lineplot(data=val[val["method"] == m], x="step", y=f"{task}/{metric}", ax=ax, errorbar=t_interval,
+                         color=palette[m], linewidth=width[m], label=catalogue.label(m), legend=False)
+        ax.set_title(f"{TASK_TITLES.get(task, task)}: {metric} ({'↑' if dict(METRICS[task])[metric] > 0 else '↓'})",
+                     fontsize=9)
+        ax.set_xlabel("iteration of the sparse phase")
+        ax.set_ylabel(f"validation {metric}")
+    _legend_below(fig, axes[0][-1], -0.18)
+    return fig
+
+
 def intervals(table: pd.DataFrame, values: tuple[str, ...] = ("delta_t_control", "delta_t"),
               label: str = "label") -> plt.Figure:
     """A forest plot: each row's mean Δ_T with its 95 % interval, per reference; AdapMTL highlighted, collapsed rows

@@ -229,7 +229,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def styled(tbl: pd.DataFrame):
     """The claims table as the page shows it: text wrapped and left-aligned, verdicts coloured, no index."""
-    colours = {"reproduced": "#1a7f37", "not reproduced": "#b42318", "tie": "#6e6e6e"}
+    colours = {"reproduced": "#1a7f37", "not reproduced": "#b42318", "tie": "#6e6e6e",
+               "undetermined at this budget": "#9a6700"}
     return show(tbl).map(lambda v: f"color: {colours.get(v, 'inherit')}; font-weight: bold", subset=["verdict"])
 
 
@@ -259,3 +260,17 @@ def benchmark_table(cfg: MDLConfig) -> pd.DataFrame:
         rows.append(row)
     columns = ["domain", "classes", "train", "val", "test", "source", "data", "licence"]
     return pd.DataFrame(rows).reindex(columns=columns).fillna({"source": 0}).astype({"source": int})
+
+
+def convergence_table(conv: pd.DataFrame) -> pd.DataFrame:
+    """`stats.convergence` for the page: per method and length, its mean Δ_T ± 95 % interval there and at the double,
+    the change, and whether doubling moved it (`NO` where it did)."""
+    return pd.DataFrame({
+        "method": [catalogue.label(m) for m in conv["method"]],
+        "length → double": [f"{a} → {b}" for a, b in zip(conv["budget"], conv["double"])],
+        "Δ_T vs": conv["against"],
+        "at length": [fmt_interval(m, c) for m, c in zip(conv["mean"], conv["ci"])],
+        "at double": [fmt_interval(m, c) for m, c in zip(conv["mean 2b"], conv["ci 2b"])],
+        "change": [fmt_interval(c, float("nan")) for c in conv["change"]],
+        "converged": conv["converged"].map({True: "yes", False: "NO"}),
+    })

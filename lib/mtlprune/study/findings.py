@@ -6,6 +6,8 @@ Claims (as the papers state them):
 1. AdapMTL beats SNIP, LTH, IMP and DiSparse at 90 % sparsity (AdapMTL paper, Table 1).
 2. AdapMTL keeps the shared backbone denser than the task heads (its allocation figures).
 3. Adaptive task weighting helps AdapMTL (its ablation): against static task weights tuned on the validation split.
+A multi-task verdict is only called where the sparse phase has converged (`at_budget`); elsewhere it reads
+`undetermined at this budget`.
 4. The budget-aware multi-domain network beats its baselines with fewer parameters and FLOPs than one single-domain
    network (dos Santos et al.).
 """
@@ -23,7 +25,7 @@ from ..core.tasks import TASKS
 from .design import CAUSES, PAPER_BASELINES, TUNED
 from .grids import check_seeds, default_seeds
 from .profiles import dataset_overrides, make_config, make_mdl_config
-from .stats import fmt_interval, interval, verdict
+from .stats import CONVERGENCE_POINTS, fmt_interval, interval, unconverged, verdict
 
 VALUE = "delta_t_control"
 
@@ -132,6 +134,24 @@ def claim_multidomain(mdl: pd.DataFrame, budget: float = 0.5) -> dict[str, Any]:
             "evidence": f"mean test accuracy at budget {budget:g}: " + "; ".join(parts)
                         + f". Cost: {params:.2f}× the parameters and {macs:.2f}× the MACs of one backbone",
             "_glue": {"acc": oi["mean"], "params": params, "macs": macs}, "setting": "multi-domain"}
+
+
+UNDETERMINED = "undetermined at this budget"
+
+
+def at_budget(claim: dict[str, Any], conv: pd.DataFrame, budget: int) -> dict[str, Any]:
+    """`claim` if its sparse phase of `budget` iterations has converged for every method the budget grid measured
+    (`stats.convergence`: doubling it moves no mean Δ_T beyond its interval or 3 points), else the same claim with
+    the verdict `undetermined at this budget` and the methods that still move named: a comparison of results that
+    have not converged says how fast methods recover, not where they end."""
+    moving = unconverged(conv, budget)
+    if not moving:
+        return claim
+    names = ", ".join(catalogue.label(m) for m in moving)
+    return {**claim, "verdict": UNDETERMINED,
+            "evidence": f"{claim['evidence']}. Not called: doubling the sparse phase ({budget} → {2 * budget} "
+                        f"iterations) still moves {names} by more than its 95 % interval or {CONVERGENCE_POINTS:g} "
+                        f"points"}
 
 
 def table(claims: list[dict[str, Any]], rests_on: dict[str, str]) -> pd.DataFrame:

@@ -8,9 +8,11 @@ Conventions (stated in the book, `conventions.md`):
 - Plateau: Δp (LibMTL's mean relative change, %) between the validation metrics averaged over the last `window` of
   training and over the `window` ending at three quarters (for one accuracy series: its relative change); the run is
   at a plateau when its absolute value is below `PLATEAU_TOLERANCE` (1 %).
-- Budget: the smallest sparse-phase length b whose method ranking (mean Δ_T) does not change at 2b beyond the
-  intervals: no pair of methods separated at b or at 2b swaps order, and no method collapsed at either. Kendall τ
-  between the two rankings is shown too.
+- Budget: the smallest sparse-phase length b at which doubling moves no value: for every method (and the
+  equal-training control) the mean Δ_T at 2b differs from the one at b by less than the 95 % half-width at 2b and by
+  less than `CONVERGENCE_POINTS` (3) points, no seed collapsed at either length (`convergence`, `choose_budget`). A
+  pruned method is read against the control, the control against the dense reference. How the ranking moves (Kendall
+  τ, separated pairs that swap) is shown beside it (`budget_stability`), but it does not choose B.
 """
 
 from __future__ import annotations
@@ -109,12 +111,48 @@ def budget_stability(summary: pd.DataFrame, value: str = "delta_t_control") -> p
     return pd.DataFrame(rows)
 
 
-def choose_budget(stability: pd.DataFrame) -> int | None:
-    """The smallest budget whose ranking no longer changes beyond the intervals at the next one, with every method
-    ranked at both (none collapsed: a length at which methods collapse to chance is too short by definition; None: no
-    length qualifies)."""
-    stable = stability[(stability["swaps"].map(len) == 0) & stability["complete"]]
-    return int(stable["from"].min()) if len(stable) else None
+CONVERGENCE_POINTS = 3.0  # Δ_T points: doubling the sparse phase must move a mean by less than this (and its interval)
+
+
+def convergence(summary: pd.DataFrame, points: float = CONVERGENCE_POINTS) -> pd.DataFrame:
+    """For every method and sparse-phase length b whose double 2b is in `summary` (`summarize` by method and
+    budget): its mean Δ_T ± 95 % half-width at b and at 2b, the change, and `converged`: the change is smaller than
+    the half-width at 2b and than `points`, with no collapsed seed at either length. The control (no Δ against
+    itself) is read against the dense reference, every pruned method against the control."""
+    rows = []
+    for method, g in summary.groupby("method", sort=False):
+        value = "delta_t" if g["delta_t_control"].isna().all() else "delta_t_control"
+        by = g.drop_duplicates("budget").set_index("budget")
+        for b in sorted(by.index):
+            if 2 * b not in by.index:
+                continue
+            at, dbl = by.loc[b], by.loc[2 * b]
+            change, ci = float(dbl[value] - at[value]), float(dbl[f"{value} ci"])
+            ok = bool(np.isfinite(change) and np.isfinite(ci) and abs(change) < ci and abs(change) < points
+                      and at["collapsed"] == 0 and dbl["collapsed"] == 0)
+            rows.append({"method": method, "budget": int(b), "double": int(2 * b),
+                         "against": "dense reference" if value == "delta_t" else "control",
+                         "mean": float(at[value]), "ci": float(at[f"{value} ci"]), "mean 2b": float(dbl[value]),
+                         "ci 2b": ci, "change": change, "converged": ok})
+    return pd.DataFrame(rows, columns=["method", "budget", "double", "against", "mean", "ci", "mean 2b", "ci 2b",
+                                       "change", "converged"])
+
+
+def choose_budget(conv: pd.DataFrame) -> int | None:
+    """The smallest length b at which every method of `convergence` (the control included) has converged; None when
+    no length of the grid qualifies."""
+    everyone = set(conv["method"])
+    for b, g in conv.groupby("budget"):
+        if set(g["method"]) == everyone and bool(g["converged"].all()):
+            return int(b)
+    return None
+
+
+def unconverged(conv: pd.DataFrame, budget: int) -> list[str]:
+    """The methods whose mean Δ_T still moves when `budget` doubles (or that were not run at it and its double)."""
+    at = conv[conv["budget"] == budget]
+    missing = sorted(set(conv["method"]) - set(at["method"])) if len(conv) else ["every method"]
+    return [*at.loc[~at["converged"], "method"], *missing]
 
 
 def _window_means(frame: pd.DataFrame, columns: list[str], window: float) -> tuple[pd.Series, pd.Series]:
