@@ -49,6 +49,15 @@ def test_smoke_study_builds_the_book(book_dir, store):
     assert "Test metrics" in dense and "angle_median" in dense
     assert "glue" not in dense.split("this is the reference")[0][-400:]  # glue roles were resolved to numbers
     assert any(store.glob("dense-*/seed_0/summary.json"))
+    # the pages' plans (`study.plans`, what `study --plan` lists and costs) name exactly the runs the study trained
+    from mtlprune.core.identity import run_id
+    from mtlprune.render import plan
+
+    pages = plan.study_plan("smoke")
+    planned = {(run_id(r.cfg), r.seed) for p in pages for r in p.runs}
+    trained = {(d.parent.name, int(d.name.removeprefix("seed_"))) for d in store.glob("*/seed_*")
+               if (d / "summary.json").exists()}
+    assert planned == trained and not any(p.to_train for p in pages)
     # every page in a real browser: no JavaScript errors, missing images, raw glue, tracebacks, warnings or
     # machine paths in outputs, untypeset math
     from mtlprune.render import browser_check

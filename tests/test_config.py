@@ -22,10 +22,11 @@ PINNED = {
     # compute other (correct) gradients since the oneDNN defect was routed around; quick and full are unchanged.
     # AdapMTL (and STR): salted with the `soft_threshold` revision, threshold gradients summed in float64 by the kernel
     ("smoke", "dense"): "dense-4aab82bd5756",
-    ("quick", "dense"): "dense-1278467f5779",
+    # quick: every multi-task run pins one CPU thread (`train.threads: 1`, packed two side by side): new ids
+    ("quick", "dense"): "dense-c52c57fd0d41",
     ("full", "dense"): "dense-33457999c1a0",
     ("smoke", "adapmtl"): "adapmtl-c0071ec65b48",
-    ("quick", "adapmtl"): "adapmtl-a45505951003",
+    ("quick", "adapmtl"): "adapmtl-fa7a701be8b9",
     ("full", "adapmtl"): "adapmtl-bd7c96677f26",
 }
 PINNED_MDL = {

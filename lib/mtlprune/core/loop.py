@@ -34,6 +34,23 @@ from .errors import CacheError
 CHECKPOINT_FORMAT = 2  # 1: the per-kind formats before the one loop (multi-task and multi-domain differed)
 
 
+@dataclass
+class LoopClock:
+    """Where this process's training loops spent their time (`runs.cost` times short runs with it): steps (batch,
+    loss, backward, update, logging), validations and checkpoints, and how many of each. Timing only: no number a
+    run computes depends on it."""
+    loops: int = 0
+    steps: int = 0
+    step_seconds: float = 0.0
+    validations: int = 0
+    validation_seconds: float = 0.0
+    checkpoints: int = 0
+    checkpoint_seconds: float = 0.0
+
+
+CLOCK = LoopClock()
+
+
 @dataclass(frozen=True)
 class LoopResult:
     history: list[dict[str, Any]]
@@ -159,7 +176,9 @@ def run_loop(trainee: Trainee, *, seed: int, checkpoint: Path | None, desc: str,
     bar = tqdm(total=trainee.iterations, initial=step, desc=desc, unit="it", disable=not progress,
                dynamic_ncols=True, leave=False)
     trainee.train_mode()
-    t0 = time.perf_counter()
+    t0 = start = time.perf_counter()
+    steps_before, events = step, 0.0
+    CLOCK.loops += 1
     while step < trainee.iterations:
         batch = trainee.batch(gen)
         total, logs = trainee.loss(batch, step)
@@ -180,14 +199,23 @@ def run_loop(trainee: Trainee, *, seed: int, checkpoint: Path | None, desc: str,
         ended = trainee.period_end(step)
         if ended:
             epoch += 1
+        t = time.perf_counter()
         record = trainee.validate(step, epoch, ended, logs)
         if record is not None:
             history.append(record)
+            CLOCK.validations += 1
+            CLOCK.validation_seconds += time.perf_counter() - t
+            events += time.perf_counter() - t
         if checkpoint is not None and trainee.checkpoint_due(step, epoch, ended):
             elapsed, t0 = elapsed + time.perf_counter() - t0, time.perf_counter()
             save()
+            CLOCK.checkpoints += 1
+            CLOCK.checkpoint_seconds += time.perf_counter() - t0
+            events += time.perf_counter() - t0
     bar.close()
     elapsed += time.perf_counter() - t0
+    CLOCK.steps += step - steps_before
+    CLOCK.step_seconds += time.perf_counter() - start - events
     trainee.finish()
     return LoopResult(history, resumed_from, elapsed)
 

@@ -13,79 +13,19 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import yaml
 
-from ..core import catalogue, paths
-from ..study.profiles import PROFILES, check_profile
-from . import params
+from ..core import paths
+from ..study.profiles import check_profile
+from . import params, plan
+from .manifest import Chapter, Variant, load_manifest, notebook_parameters  # noqa: F401 - Variant: re-exported
 
 STATIC_PAGES_BEFORE = ["intro"]
 STATIC_PAGES_AFTER = ["conventions"]
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    parameters: dict[str, Any] = field(default_factory=dict)
-    title: str | None = None  # the page title in the book's table of contents
-
-
-@dataclass(frozen=True)
-class Chapter:
-    notebook: str  # stem inside notebooks/
-    part: str
-    variants: tuple[Variant, ...]
-    # per profile, parameters every variant gets on top of its own (e.g. smaller grids for the seconds-long smoke
-    # profile that CI builds); the quick and full studies use the notebooks' own defaults
-    profile_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    profiles: tuple[str, ...] = PROFILES  # the profiles whose book has this chapter (manifest key `profiles`)
-    opens_book: bool = False  # its page is the book's landing page (manifest key `opens_book`), the intro follows it
-
-    def output_stem(self, variant: Variant) -> str:
-        return self.notebook if len(self.variants) == 1 else f"{self.notebook}__{variant.name}"
-
-
-def load_manifest(path: Path | None = None) -> list[Chapter]:
-    path = path or paths.notebooks_dir() / "manifest.yml"
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read the notebook manifest {path}: {exc}") from None
-    chapters = []
-    for i, entry in enumerate(data.get("chapters", [])):
-        if "notebook" not in entry or "part" not in entry:
-            raise ValueError(f"{path}: chapter #{i} needs `notebook` and `part`")
-        nb = paths.notebooks_dir() / f"{entry['notebook']}.ipynb"
-        if not nb.exists():
-            raise ValueError(f"{path}: chapter #{i} names {nb.name}, which does not exist in notebooks/")
-        raw = entry.get("variants") or [{"name": "main", "parameters": {}}]
-        if "variants_from_catalogue" in entry:  # one variant per catalogued method of that role
-            role = entry["variants_from_catalogue"]
-            keys = catalogue.keys(role)
-            if not keys or "variants" in entry:
-                raise ValueError(f"{path}: chapter #{i}: variants_from_catalogue {role!r} names no catalogued role "
-                                 f"(or is given together with variants)")
-            raw = [{"name": k, "title": catalogue.label(k), "parameters": {"method": k}} for k in keys]
-        variants = tuple(Variant(v["name"], dict(v.get("parameters") or {}), v.get("title")) for v in raw)
-        per_profile = {p: dict(v or {}) for p, v in (entry.get("profile_parameters") or {}).items()}
-        unknown_profiles = set(per_profile) - set(PROFILES)
-        if unknown_profiles:
-            raise ValueError(f"{path}: chapter #{i} has profile_parameters for {sorted(unknown_profiles)}; "
-                             f"valid: {', '.join(PROFILES)}")
-        in_profiles = tuple(entry.get("profiles") or PROFILES)
-        if set(in_profiles) - set(PROFILES):
-            raise ValueError(f"{path}: chapter #{i} lists unknown profile(s) {sorted(set(in_profiles) - set(PROFILES))}"
-                             f" under `profiles`; valid: {', '.join(PROFILES)}")
-        chapters.append(Chapter(entry["notebook"], entry["part"], variants, per_profile, in_profiles,
-                                bool(entry.get("opens_book", False))))
-    if not chapters:
-        raise ValueError(f"{path} lists no chapters")
-    return chapters
 
 
 def _check_parameters(chapter: Chapter, profile: str) -> None:
@@ -95,13 +35,8 @@ def _check_parameters(chapter: Chapter, profile: str) -> None:
     if "profile" not in kinds:
         raise ValueError(f"notebooks/{chapter.notebook}.ipynb must declare a `profile` parameter")
     for v in chapter.variants:
-        params.check_values(kinds, {**defaults, **_parameters(chapter, v, profile)},
+        params.check_values(kinds, {**defaults, **notebook_parameters(chapter, v, profile)},
                             f"manifest variant {chapter.notebook}/{v.name}")
-
-
-def _parameters(chapter: Chapter, variant: Variant, profile: str) -> dict[str, Any]:
-    return {**variant.parameters, **chapter.profile_parameters.get(profile, {}), "profile": profile,
-            "progress": False}
 
 
 def _tag_for_book(path: Path, title: str | None = None) -> None:
@@ -130,8 +65,8 @@ def execute_chapter(chapter: Chapter, variant: Variant, profile: str, out_dir: P
     running.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     pm.execute_notebook(str(paths.notebooks_dir() / f"{chapter.notebook}.ipynb"), str(running),
-                        parameters=_parameters(chapter, variant, profile), kernel_name="python3", progress_bar=False,
-                        log_output=True, cwd=str(paths.REPO_ROOT))
+                        parameters=notebook_parameters(chapter, variant, profile), kernel_name="python3",
+                        progress_bar=False, log_output=True, cwd=str(paths.REPO_ROOT))
     _tag_for_book(running, variant.title)
     running.replace(out)
     return out, time.perf_counter() - t
@@ -165,7 +100,7 @@ def store_fingerprint() -> str:
 def notebook_key(chapter: Chapter, variant: Variant, profile: str, library: str) -> str:
     """What an executed notebook depends on besides the runs: its source, its parameters, the library."""
     source = (paths.notebooks_dir() / f"{chapter.notebook}.ipynb").read_bytes()
-    params = json.dumps(_parameters(chapter, variant, profile), sort_keys=True, default=str).encode()
+    params = json.dumps(notebook_parameters(chapter, variant, profile), sort_keys=True, default=str).encode()
     return _sha(source, params, library.encode(), (variant.title or "").encode())
 
 
@@ -222,6 +157,70 @@ def build_book(book: Path, pages: set[str] | None = None) -> int:
     return proc.returncode
 
 
+def _measuring(i: int, n: int, cfg: Any) -> None:
+    if i == 1:
+        print(f"measuring what each of {n} kinds of run costs on this machine (a short run of each, once: kept in "
+              f"data/costs.json) ...", flush=True)
+    elif i % 10 == 0:
+        print(f"  {i}/{n} measured", flush=True)
+
+
+def show_plan(profile: str = "quick", only: list[str] | None = None) -> int:
+    """`study --plan`: what the study would train, per page, and its estimated wall time; trains nothing."""
+    check_profile(profile)
+    plans = plan.study_plan(profile, only)
+    total = plan.estimate(plans, _measuring)
+    print(plan.report(plans, total, profile), flush=True)
+    return 0
+
+
+def _study_estimate(profile: str, only: list[str] | None) -> tuple[dict[str, plan.ChapterPlan], float | None]:
+    """Each page's plan and the study's estimated wall time, or no estimate (said why) when it cannot be made."""
+    try:
+        plans = plan.study_plan(profile, only)
+        total = plan.estimate(plans, _measuring)
+    except Exception as exc:  # noqa: BLE001 - an estimate is a convenience: the study itself still runs
+        print(f"no time estimate ({type(exc).__name__}: {str(exc).strip()[:300]})", flush=True)
+        return {}, None
+    n_train = sum(len(p.to_train) for p in plans)
+    print(f"plan: {n_train} runs to train over {len(plans)} pages, estimated {plan.minutes(total)} on this machine "
+          f"(`python -m mtlprune study --profile {profile} --plan` shows each page)", flush=True)
+    return {p.stem: p for p in plans}, total
+
+
+class _Eta:
+    """The study's progress line: runs trained of those planned, and the time left: what the plan estimates for the
+    pages still to run, scaled by how the pages run so far compared with their estimates."""
+
+    def __init__(self, total: float | None, runs: int) -> None:
+        self.total, self.runs, self.done = total, runs, 0
+        self.estimated = self.actual = 0.0
+        self.left = (total - plan.BOOK_SECONDS) if total is not None else None
+
+    def before(self, page: plan.ChapterPlan | None) -> str:
+        if page is None or self.total is None:
+            return ""
+        return f": {len(page.to_train)} runs to train, estimated {plan.minutes(page.seconds)}"
+
+    def skip(self, page: plan.ChapterPlan | None) -> None:
+        if page is not None and self.left is not None:
+            self.left -= page.seconds
+            self.done += len(page.to_train)
+
+    def after(self, page: plan.ChapterPlan | None, seconds: float) -> str:
+        if page is None or self.left is None:
+            return ""
+        self.estimated += page.seconds
+        self.actual += seconds
+        self.left -= page.seconds
+        self.done += len(page.to_train)
+        scale = self.actual / self.estimated if self.estimated > 0 else 1.0
+        left = max(0.0, self.left) * scale + plan.BOOK_SECONDS
+        finish = time.strftime("%H:%M", time.localtime(time.time() + left))
+        return (f" (estimated {plan.minutes(page.seconds)}); runs {self.done}/{self.runs}; about "
+                f"{plan.minutes(left)} left, done near {finish}")
+
+
 def build_study(profile: str = "quick", only: list[str] | None = None, book_only: bool = False,
                 book: Path | None = None) -> int:
     """Execute the manifest (or only some notebooks) for `profile` and build the book; non-zero on any failure."""
@@ -253,19 +252,24 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
             record = {}
         library, runs = library_fingerprint(), store_fingerprint()
         keys = {}
+        plans, total = _study_estimate(profile, only)
+        eta = _Eta(total, sum(len(p.to_train) for p in plans.values()))
         for i, (ch, v) in enumerate(todo, 1):
             stem = ch.output_stem(v)
             keys[stem] = notebook_key(ch, v, profile, library)
+            page = plans.get(stem)
             if (record.get(stem) == {"key": keys[stem], "store": runs}
                     and (out_dir / f"{stem}.ipynb").exists()):
                 print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) unchanged: not re-executed", flush=True)
+                eta.skip(page)
                 continue
             record.pop(stem, None)
-            print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}, profile {profile}) ...", flush=True)
+            print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}, profile {profile}){eta.before(page)} ...", flush=True)
             try:
                 path, secs = execute_chapter(ch, v, profile, out_dir)
                 record[stem] = {"key": keys[stem]}
-                print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) done in {secs:.0f} s", flush=True)
+                print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) done in {secs:.0f} s{eta.after(page, secs)}",
+                      flush=True)
             except Exception as exc:  # noqa: BLE001 - report, keep the partial notebook, go on with the others
                 failed_dir.mkdir(parents=True, exist_ok=True)
                 partial = out_dir / RUNNING / f"{ch.output_stem(v)}.ipynb"
@@ -277,6 +281,7 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
                 failures.append(f"{ch.notebook} ({v.name}): {type(exc).__name__}: {str(exc).strip()[-600:]}"
                                 f"\n    partial notebook: {kept}")
                 print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) FAILED", flush=True)
+                eta.skip(page)
             runs = store_fingerprint()  # only a notebook that ran (even partly) can have added runs
         for stem, entry in record.items():  # the runs every notebook of this study has seen by its end
             if stem in keys and entry.get("key") == keys[stem]:

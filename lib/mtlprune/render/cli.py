@@ -29,7 +29,7 @@ from ..runs.multitask import run
 from ..runs.store import json_safe
 from ..study.design import MDL_BUDGETS
 from ..study.profiles import PROFILES, generator_spec, make_config, make_mdl_config
-from .book import build_study
+from .book import build_study, show_plan
 
 
 def _parse_set(items: list[str], flag: str = "--set") -> dict[str, Any]:
@@ -127,6 +127,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     get_executor()  # a bad name, a bad worker count or a missing Ray fails here, before any notebook runs
     if os.environ.get("MTLPRUNE_EXECUTOR") == "ray":  # one cluster for every notebook of the study
         os.environ["MTLPRUNE_RAY_ADDRESS"] = ensure_ray()
+    if args.plan:
+        return show_plan(args.profile, args.only)
     return build_study(profile=args.profile, only=args.only, book_only=args.book_only)
 
 
@@ -200,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=PROFILES, default="quick")
     s.add_argument("--only", action="append", default=None, help="run only these notebooks (stem), repeatable")
     s.add_argument("--book-only", action="store_true", help="rebuild the book from the executed notebooks")
+    s.add_argument("--plan", action="store_true",
+                   help="train nothing: list per page the runs cached and to train, and estimate the wall time on "
+                        "this machine (measures a few steps of each kind of run once)")
     s.add_argument("--executor", choices=executor_names(), default=None,
                    help="where the runs of every grid are computed (default: $MTLPRUNE_EXECUTOR, else local)")
     s.add_argument("--workers", type=int, default=None, help="processes executor: worker processes")

@@ -31,6 +31,8 @@ class RunKind:
     # what runs packed side by side share, made once in this process before they start (data): workers would
     # otherwise wait on each other's locks, and print that they do
     prepare: Callable[[Any], None]
+    # (validations, checkpoints) one trained network of the config performs over its run (`cost`: what it costs)
+    events: Callable[[Any], tuple[int, int]]
 
 
 KINDS: tuple[RunKind, ...] = (
@@ -38,16 +40,16 @@ KINDS: tuple[RunKind, ...] = (
             run=lambda cfg, seed, progress, profile: multitask.run(cfg, seed, Runtime(progress=progress), profile),
             summary_keys=multitask.SUMMARY_KEYS, row=multitask.log_row,
             depends=lambda cfg, seed: [(cfg.dense, seed)] if cfg.dense is not None else [],
-            threads=lambda cfg: cfg.train.threads, prepare=multitask.prepare),
+            threads=lambda cfg: cfg.train.threads, prepare=multitask.prepare, events=multitask.events),
     RunKind("multi-domain", MDLConfig,
             run=lambda cfg, seed, progress, profile: multidomain.run_mdl(cfg, seed, progress, profile),
             summary_keys=multidomain.SUMMARY_KEYS, row=multidomain.log_row,
             depends=lambda cfg, seed: [(cfg.source, cfg.source.seed)],
-            threads=lambda cfg: cfg.train.threads, prepare=multidomain.prepare),
+            threads=lambda cfg: cfg.train.threads, prepare=multidomain.prepare, events=multidomain.events),
     RunKind("source", SourceConfig,
             run=lambda cfg, seed, progress, profile: multidomain.run_source(cfg, progress, profile),
             summary_keys=multidomain.SOURCE_KEYS, row=multidomain.source_row, depends=lambda cfg, seed: [],
-            threads=lambda cfg: cfg.threads, prepare=multidomain.prepare),
+            threads=lambda cfg: cfg.threads, prepare=multidomain.prepare, events=multidomain.events),
 )
 
 

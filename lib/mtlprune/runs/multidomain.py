@@ -27,7 +27,7 @@ from ..core.mdl.costs import deployed_state, disk_bytes, latency_ratio, macs, pa
 from ..core.mdl.methods import MDL_METHODS
 from ..core.mdl.model import MultiDomainResNet, remove_unused, usage_masks
 from ..core.mdl.sharing import weighted
-from ..core.mdl.train import accuracy, from_source, pretrain_source, train_joint
+from ..core.mdl.train import VAL_POINTS, accuracy, from_source, pretrain_source, train_joint
 from ..core.runtime import pinned_threads
 from ..core.validate import validate
 from . import store
@@ -212,6 +212,17 @@ def log_row(cfg: MDLConfig, summary: dict[str, Any]) -> dict[str, Any]:
 def source_row(cfg: SourceConfig, summary: dict[str, Any]) -> dict[str, Any]:
     """The run log's columns of a finished source pretraining."""
     return {"method": "source pretraining", "iterations": cfg.iterations}
+
+
+def events(cfg: MDLConfig | SourceConfig) -> tuple[int, int]:
+    """(validations, checkpoints) of each network one run of `cfg` trains (`runs.cost`): validation `VAL_POINTS`
+    times and a checkpoint every tenth of the run, both at the last step too (`mdl.train`)."""
+    n = cfg.iterations if isinstance(cfg, SourceConfig) else cfg.train.iterations
+
+    def due(every: int) -> int:
+        return n // every + (1 if n % every else 0)
+
+    return due(max(1, n // VAL_POINTS)), due(max(1, n // 10))
 
 
 def prepare(cfg: MDLConfig | SourceConfig) -> None:

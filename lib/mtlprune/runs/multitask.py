@@ -141,6 +141,15 @@ def log_row(cfg: RunConfig, summary: dict[str, Any]) -> dict[str, Any]:
             "Δ_T": summary["delta_t"]["mean"]}
 
 
+def events(cfg: RunConfig) -> tuple[int, int]:
+    """(validations, checkpoints) of one run of `cfg` (`runs.cost`): one each per epoch of the training split
+    (`train.MultiTaskTrainee`: full batches only) and at the last step."""
+    n = load_data(cfg, "train", progress=False)["image"].shape[0]
+    per_epoch = max(1, n // cfg.train.batch_size if n >= cfg.train.batch_size else 1)
+    periods = -(-cfg.train.iterations // per_epoch)
+    return periods, periods
+
+
 def prepare(cfg: RunConfig) -> None:
     """What packed runs share, made once before they start: the generated dataset."""
     ensure_data(cfg.data.synthetic, progress=False, dataset=cfg.data.dataset)

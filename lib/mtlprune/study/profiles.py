@@ -1,4 +1,4 @@
-"""Profiles: smoke (tests and CI, seconds), quick (CPU study, the dense reference in <= 3 min on 2 cores), standard
+"""Profiles: smoke (tests and CI, seconds), quick (CPU study, the dense references in about 4 min on 2 cores), standard
 (quick's runs over every method, level and ablation) and full (paper scale: real NYU-v2, DeepLab-ResNet34 + ASPP heads
 at width 1024, 20k iterations, batch 16, GPU; the real Visual Decathlon) — for the multi-task and the multi-domain
 runs alike. The one place a config of either kind is built (`make_config`, `make_mdl_config`) and the one check of a
@@ -71,8 +71,9 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "train.eval_batch_size": 16, "train.precision": "float32",
         "train.memory_format": "channels_last", "train.threads": 0,
     },
-    # quick: the CPU study. The dense reference trains 1500 iterations (~90 s per seed on 2 cores): the validation
-    # plateau criterion of `evidence.plateau` holds there (the dense chapter shows it per seed; 600 did not)
+    # quick: the CPU study. The dense reference trains 1500 iterations (~125 s per seed on one thread of an AVX512-BF16
+    # EPYC, two seeds side by side): the validation plateau criterion of `evidence.plateau` holds there (the dense
+    # chapter shows it per seed; 600 did not)
     "quick": {
         "data.synthetic.n_train": 1200, "data.synthetic.n_test": 300, "data.synthetic.height": 48,
         "data.synthetic.width": 64, "data.synthetic.seed": 0,
@@ -83,7 +84,11 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "train.iterations": 1500, "train.batch_size": 32, "train.lr": 1e-3, "train.betas": (0.9, 0.999),
         "train.weight_decay": 1e-4, "train.lr_schedule": "step", "train.lr_step": 0.2, "train.lr_gamma": 0.5,
         "train.eval_batch_size": 64, "train.precision": "auto",  # bf16 where native (`resolve_precision`)
-        "train.memory_format": "channels_last", "train.threads": 0,
+        # one CPU thread per run, packed two side by side by the local executor: a busy neighbour then slows the study
+        # by the core it takes, not 2-7x (two OpenMP threads wait on each other at every barrier when one is
+        # descheduled); measured by benchmarks/neighbour.py (throughput alone 1.18x, with a neighbour 1.97x that of
+        # one two-thread run at a time; the neighbour's slowdown 1.43x instead of 2.38x)
+        "train.memory_format": "channels_last", "train.threads": 1,
     },
     # full: the AdapMTL/DiSparse NYU-v2 recipe (adapmtl.md §1.6): real data, DeepLab-ResNet34 with ASPP heads of
     # width 1024, 20k iterations, batch 16, Adam lr 1e-3 halved every 4k
