@@ -86,8 +86,8 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "train.eval_batch_size": 64, "train.precision": "auto",  # bf16 where native (`resolve_precision`)
         # one CPU thread per run, packed two side by side by the local executor: a busy neighbour then slows the study
         # by the core it takes, not 2-7x (two OpenMP threads wait on each other at every barrier when one is
-        # descheduled); measured by benchmarks/neighbour.py (throughput alone 1.18x, with a neighbour 1.97x that of
-        # one two-thread run at a time; the neighbour's slowdown 1.43x instead of 2.38x)
+        # descheduled); measured by benchmarks/neighbour.py (throughput alone 1.01-1.18x, with a neighbour 1.68-1.97x
+        # that of one two-thread run at a time; the neighbour's slowdown 1.43-1.48x instead of 2.38-2.45x)
         "train.memory_format": "channels_last", "train.threads": 1,
     },
     # full: the AdapMTL/DiSparse NYU-v2 recipe (adapmtl.md §1.6): real data, DeepLab-ResNet34 with ASPP heads of
