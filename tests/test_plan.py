@@ -171,3 +171,10 @@ def test_the_dense_page_plans_its_float32_twin_where_bf16_is_native(monkeypatch)
         assert [s.name for s in page] == sections
         assert {c.train.precision for sec in page for c, _ in sec.pairs} == (
             {"bf16", "float32"} if native else {"float32"})
+
+
+def test_plan_of_an_unknown_page_is_one_error():
+    from mtlprune.render.book import show_plan
+
+    with pytest.raises(ValueError, match=r"--only \['nope'\].*valid"):
+        show_plan("smoke", ["nope"])

@@ -167,7 +167,7 @@ def _measuring(i: int, n: int, cfg: Any) -> None:
 
 def show_plan(profile: str = "quick", only: list[str] | None = None) -> int:
     """`study --plan`: what the study would train, per page, and its estimated wall time; trains nothing."""
-    check_profile(profile)
+    _chapters(profile, only)
     plans = plan.study_plan(profile, only)
     total = plan.estimate(plans, _measuring)
     print(plan.report(plans, total, profile), flush=True)
@@ -221,18 +221,24 @@ class _Eta:
                 f"{plan.minutes(left)} left, done near {finish}")
 
 
-def build_study(profile: str = "quick", only: list[str] | None = None, book_only: bool = False,
-                book: Path | None = None) -> int:
-    """Execute the manifest (or only some notebooks) for `profile` and build the book; non-zero on any failure."""
+def _chapters(profile: str, only: list[str] | None) -> list[Chapter]:
+    """The chapters of `profile`'s book (e.g. quick: a subset), or one error naming an `--only` that is not one."""
     check_profile(profile)
-    book = book or paths.book_dir()
-    chapters = [c for c in load_manifest() if profile in c.profiles]  # the profile's book (e.g. quick: a subset)
+    chapters = [c for c in load_manifest() if profile in c.profiles]
     if only:
         known = {c.notebook for c in chapters}
         missing = set(only) - known
         if missing:
             raise ValueError(f"--only {sorted(missing)}: not chapters of the {profile} book (manifest `profiles`); "
                              f"valid: {sorted(known)}")
+    return chapters
+
+
+def build_study(profile: str = "quick", only: list[str] | None = None, book_only: bool = False,
+                book: Path | None = None) -> int:
+    """Execute the manifest (or only some notebooks) for `profile` and build the book; non-zero on any failure."""
+    chapters = _chapters(profile, only)
+    book = book or paths.book_dir()
     for ch in chapters:
         _check_parameters(ch, profile)
     out_dir = book / "generated"
