@@ -190,15 +190,15 @@ def _study_estimate(profile: str, only: list[str] | None) -> tuple[dict[str, pla
 
 class _Eta:
     """The study's progress line: runs trained of those planned, and the time left: what the plan estimates for the
-    pages still to run, scaled by how the pages run so far compared with their estimates."""
+    pages still to run, scaled by how the pages run so far compared with their estimates (nothing without a plan)."""
 
     def __init__(self, total: float | None, runs: int) -> None:
-        self.total, self.runs, self.done = total, runs, 0
+        self.runs, self.done = runs, 0
         self.estimated = self.actual = 0.0
         self.left = (total - plan.BOOK_SECONDS) if total is not None else None
 
     def before(self, page: plan.ChapterPlan | None) -> str:
-        if page is None or self.total is None:
+        if page is None or self.left is None:
             return ""
         return f": {len(page.to_train)} runs to train, estimated {plan.minutes(page.seconds)}"
 
@@ -210,10 +210,9 @@ class _Eta:
     def after(self, page: plan.ChapterPlan | None, seconds: float) -> str:
         if page is None or self.left is None:
             return ""
+        self.skip(page)
         self.estimated += page.seconds
         self.actual += seconds
-        self.left -= page.seconds
-        self.done += len(page.to_train)
         scale = self.actual / self.estimated if self.estimated > 0 else 1.0
         left = max(0.0, self.left) * scale + plan.BOOK_SECONDS
         finish = time.strftime("%H:%M", time.localtime(time.time() + left))
@@ -257,15 +256,19 @@ def build_study(profile: str = "quick", only: list[str] | None = None, book_only
         except (OSError, ValueError):
             record = {}
         library, runs = library_fingerprint(), store_fingerprint()
-        keys = {}
-        plans, total = _study_estimate(profile, only)
+        keys = {ch.output_stem(v): notebook_key(ch, v, profile, library) for ch, v in todo}
+
+        def unchanged(stem: str) -> bool:
+            return record.get(stem) == {"key": keys[stem], "store": runs} and (out_dir / f"{stem}.ipynb").exists()
+
+        # a study with nothing to execute needs no plan (nor its cost measurements)
+        plans, total = (_study_estimate(profile, only) if not all(unchanged(stem) for stem in keys)
+                        else ({}, None))
         eta = _Eta(total, sum(len(p.to_train) for p in plans.values()))
         for i, (ch, v) in enumerate(todo, 1):
             stem = ch.output_stem(v)
-            keys[stem] = notebook_key(ch, v, profile, library)
             page = plans.get(stem)
-            if (record.get(stem) == {"key": keys[stem], "store": runs}
-                    and (out_dir / f"{stem}.ipynb").exists()):
+            if unchanged(stem):
                 print(f"[{i}/{len(todo)}] {ch.notebook} ({v.name}) unchanged: not re-executed", flush=True)
                 eta.skip(page)
                 continue

@@ -81,8 +81,6 @@ def load_manifest(path: Path | None = None) -> list[Chapter]:
     return chapters
 
 
-
-
 def notebook_parameters(chapter: Chapter, variant: Variant, profile: str) -> dict[str, Any]:
     """What papermill injects into `variant` of `chapter` for `profile` (on top of the notebook's defaults)."""
     return {**variant.parameters, **chapter.profile_parameters.get(profile, {}), "profile": profile,

@@ -21,7 +21,8 @@ from ..core import paths
 from ..core.identity import run_id
 from ..runs import cost
 from ..runs.executors import Job, packing
-from ..runs.kinds import is_complete, kind_of
+from ..runs.grid import dependency_waves
+from ..runs.kinds import is_complete
 from ..study.plans import PLANS
 from ..study.profiles import check_profile
 from . import params
@@ -59,17 +60,6 @@ def _key(cfg: Any, seed: int) -> tuple[str, int]:
     return run_id(cfg), seed
 
 
-def _with_dependencies(pairs: list[tuple[Any, int]]) -> tuple[list[tuple[Any, int]], list[tuple[Any, int]]]:
-    deps: dict[tuple[str, int], tuple[Any, int]] = {}
-    for cfg, seed in pairs:
-        for dep in kind_of(cfg).depends(cfg, seed):
-            for sub in kind_of(dep[0]).depends(*dep):
-                deps.setdefault(_key(*sub), sub)
-            deps.setdefault(_key(*dep), dep)
-    main = {_key(c, s): (c, s) for c, s in pairs if _key(c, s) not in deps}
-    return list(deps.values()), list(main.values())
-
-
 def study_plan(profile: str, only: list[str] | None = None) -> list[ChapterPlan]:
     """Every chapter of `profile`'s book (or `only` those notebooks) with the runs it reads and trains, in order."""
     check_profile(profile)
@@ -91,7 +81,7 @@ def _chapter(ch: Chapter, v: Variant, profile: str, seen: set[tuple[str, int]]) 
     values = {**defaults, **notebook_parameters(ch, v, profile)}
     mine: set[tuple[str, int]] = set()
     for section in PLANS.get(ch.plan)(**values):
-        deps, main = _with_dependencies(list(section.pairs))
+        deps, main = dependency_waves(list(section.pairs))
         wave_deps, wave_main = [], []
         for wave, pairs, derived in ((wave_deps, deps, False), (wave_main, main, section.derived)):
             for cfg, seed in pairs:

@@ -20,14 +20,14 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 
 from ..core import paths
-from ..core.config import MDLConfig, RunConfig, SourceConfig
+from ..core.config import with_overrides
 from ..core.identity import resolved
 from ..core.loop import CLOCK
 from ..core.runtime import pinned_threads
@@ -55,26 +55,30 @@ class Cost:
                                           + self.per_checkpoint * checkpoints)
 
 
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def iterations(cfg: Any) -> int:
     """The training iterations of one run (its own, not its dependencies')."""
-    return cfg.iterations if isinstance(cfg, SourceConfig) else cfg.train.iterations
+    return _get(cfg, kind_of(cfg).length)
 
 
 def cost_class(cfg: Any) -> str:
-    """The key of what one training step of `cfg` costs: its resolved config without the run's length, level,
-    budget and dependencies (e.g. AdapMTL at 100 and 200 iterations, or at 0.5 and 0.9 sparsity, share a class)."""
+    """The key of what one training step of `cfg` costs: its resolved config without the run's length, dependency
+    and the settings its kind declares free of cost (e.g. AdapMTL at 100 and 200 iterations, or at 0.5 and 0.9
+    sparsity, share a class)."""
+    kind = kind_of(cfg)
     d = resolved(cfg)
-    if isinstance(cfg, RunConfig):
-        d["train"].pop("iterations", None)
-        d.pop("dense", None)
-        d["pruning"].pop("sparsity", None)
-    elif isinstance(cfg, MDLConfig):
-        d["train"].pop("iterations", None)
-        d.pop("source", None)
-        d["method"].pop("budget", None)
-    else:
-        d.pop("iterations", None)
-        d.pop("seed", None)
+    dep = _dependency_field(cfg)
+    for dotted in (kind.length, *kind.cost_free, *([dep] if dep else [])):
+        *parents, leaf = dotted.split(".")
+        holder = d
+        for part in parents:
+            holder = holder[part]
+        holder.pop(leaf, None)
     text = json.dumps({"type": type(cfg).__name__, **d}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -91,18 +95,22 @@ def machine_key() -> str:
     return f"{cpu} | {os.cpu_count()} cores | torch {torch.__version__} | {gpu}"
 
 
+def _dependency_field(cfg: Any) -> str | None:
+    """The field of `cfg` that holds the config of the run it starts from (its kind's `depends`), if any."""
+    deps = kind_of(cfg).depends(cfg, 0)
+    if not deps:
+        return None
+    return next(f.name for f in fields(cfg) if getattr(cfg, f.name) is deps[0][0])
+
+
 def short_copy(cfg: Any, n: int) -> Any:
     """`cfg` trained for `n` iterations, its dependency for `DEPENDENCY_ITERATIONS`: the same step, a short run."""
-    if isinstance(cfg, RunConfig):
-        out = replace(cfg, train=replace(cfg.train, iterations=n))
-        if out.dense is not None:
-            out = replace(out, dense=replace(out.dense, train=replace(out.dense.train,
-                                                                      iterations=DEPENDENCY_ITERATIONS)))
-        return out
-    if isinstance(cfg, MDLConfig):
-        return replace(cfg, train=replace(cfg.train, iterations=n),
-                       source=replace(cfg.source, iterations=DEPENDENCY_ITERATIONS))
-    return replace(cfg, iterations=n)
+    out = with_overrides(cfg, {kind_of(cfg).length: n})
+    field = _dependency_field(out)
+    if field is not None:
+        dep = getattr(out, field)
+        out = replace(out, **{field: with_overrides(dep, {kind_of(dep).length: DEPENDENCY_ITERATIONS})})
+    return out
 
 
 @contextlib.contextmanager
@@ -129,13 +137,12 @@ def measure(cfg: Any) -> Cost:
         for n in (WARMUP, SHORT):
             short = short_copy(cfg, n)
             kind.prepare(short)
-            seed = short.seed if isinstance(short, SourceConfig) else 0
-            for dep, dep_seed in kind.depends(short, seed):
+            for dep, dep_seed in kind.depends(short, 0):
                 kind_of(dep).run(dep, dep_seed, False, None)
             before = replace(CLOCK)
             with pinned_threads(kind.threads(short)):
                 t = time.perf_counter()
-                kind.run(short, seed, False, None)
+                kind.run(short, 0, False, None)  # a source pretraining trains at its own seed
                 wall = time.perf_counter() - t
     d = {f: getattr(CLOCK, f) - getattr(before, f) for f in ("loops", "steps", "step_seconds", "validations",
                                                             "validation_seconds", "checkpoints", "checkpoint_seconds")}

@@ -27,13 +27,7 @@ def run_pairs(pairs: list[tuple[Any, int]], profile: str | None = None, progress
     progress bar covers the grid (`progress`; the book pipeline turns it off).
     """
     runner = get_executor(executor)
-    deps: list[tuple[Any, int]] = []
-    for cfg, seed in pairs:
-        for dep in kind_of(cfg).depends(cfg, seed):
-            if dep not in deps:
-                deps.append(dep)
-    deps.sort(key=lambda p: p[1])
-    waves = [deps, [p for p in dict.fromkeys(pairs) if p not in deps]]
+    waves = dependency_waves(pairs)
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     failed: dict[tuple[str, int], str] = {}
     bar = tqdm(total=sum(len(w) for w in waves), desc=f"grid ({runner.name})", unit="run", disable=not progress,
@@ -65,6 +59,18 @@ def run_pairs(pairs: list[tuple[Any, int]], profile: str | None = None, progress
                            f"store):\n{lines}")
     order = [(run_id(cfg), seed) for wave in waves for cfg, seed in wave]
     return pd.DataFrame([rows[k] for k in order]).set_index("run_id")
+
+
+def dependency_waves(pairs: list[tuple[Any, int]]) -> list[list[tuple[Any, int]]]:
+    """The grid's two waves: the runs `pairs` depend on (by seed), then the pairs that are not among them, each
+    once."""
+    deps: list[tuple[Any, int]] = []
+    for cfg, seed in pairs:
+        for dep in kind_of(cfg).depends(cfg, seed):
+            if dep not in deps:
+                deps.append(dep)
+    deps.sort(key=lambda p: p[1])
+    return [deps, [p for p in dict.fromkeys(pairs) if p not in deps]]
 
 
 def _row(cfg: Any, seed: int, summary: dict[str, Any], status: str) -> dict[str, Any]:

@@ -33,6 +33,9 @@ class RunKind:
     prepare: Callable[[Any], None]
     # (validations, checkpoints) one trained network of the config performs over its run (`cost`: what it costs)
     events: Callable[[Any], tuple[int, int]]
+    length: str  # the setting that holds the run's training iterations (dotted)
+    # settings that change what a run computes but not what one of its steps costs (`cost.cost_class`)
+    cost_free: tuple[str, ...]
 
 
 KINDS: tuple[RunKind, ...] = (
@@ -40,16 +43,19 @@ KINDS: tuple[RunKind, ...] = (
             run=lambda cfg, seed, progress, profile: multitask.run(cfg, seed, Runtime(progress=progress), profile),
             summary_keys=multitask.SUMMARY_KEYS, row=multitask.log_row,
             depends=lambda cfg, seed: [(cfg.dense, seed)] if cfg.dense is not None else [],
-            threads=lambda cfg: cfg.train.threads, prepare=multitask.prepare, events=multitask.events),
+            threads=lambda cfg: cfg.train.threads, prepare=multitask.prepare, events=multitask.events,
+            length="train.iterations", cost_free=("pruning.sparsity",)),
     RunKind("multi-domain", MDLConfig,
             run=lambda cfg, seed, progress, profile: multidomain.run_mdl(cfg, seed, progress, profile),
             summary_keys=multidomain.SUMMARY_KEYS, row=multidomain.log_row,
             depends=lambda cfg, seed: [(cfg.source, cfg.source.seed)],
-            threads=lambda cfg: cfg.train.threads, prepare=multidomain.prepare, events=multidomain.events),
+            threads=lambda cfg: cfg.train.threads, prepare=multidomain.prepare, events=multidomain.events,
+            length="train.iterations", cost_free=("method.budget",)),
     RunKind("source", SourceConfig,
             run=lambda cfg, seed, progress, profile: multidomain.run_source(cfg, progress, profile),
             summary_keys=multidomain.SOURCE_KEYS, row=multidomain.source_row, depends=lambda cfg, seed: [],
-            threads=lambda cfg: cfg.threads, prepare=multidomain.prepare, events=multidomain.events),
+            threads=lambda cfg: cfg.threads, prepare=multidomain.prepare, events=multidomain.events,
+            length="iterations", cost_free=("seed",)),
 )
 
 
