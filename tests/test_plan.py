@@ -4,14 +4,18 @@ machine (`runs.cost`, the loop's clock) and how the study schedules and reports 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from mtlprune.core import loop, paths
+from mtlprune.core.config import SourceConfig
 from mtlprune.core.identity import run_id
 from mtlprune.render import manifest, plan
+from mtlprune.render.book import _Eta, show_plan
 from mtlprune.runs import cost
-from mtlprune.study import plans
+from mtlprune.runs.kinds import kind_of
+from mtlprune.study import plans, profiles
 from mtlprune.study.evidence import control_config
 from mtlprune.study.profiles import make_config, make_mdl_config
 
@@ -53,7 +57,7 @@ def test_measure_splits_a_short_run_with_the_loop_clock():
     assert c.per_iteration > 0 and c.per_validation > 0 and c.per_checkpoint > 0 and c.loops == 1
     assert not paths.runs_root().exists() or not any(paths.runs_root().iterdir())
     # a run of the class at its own length: one validation and checkpoint per epoch of its training split
-    validations, checkpoints = cost.kind_of(cfg).events(cfg)
+    validations, checkpoints = kind_of(cfg).events(cfg)
     assert validations >= 1 and c.seconds(cfg) == pytest.approx(
         c.fixed + c.per_iteration * cfg.train.iterations + c.per_validation * validations
         + c.per_checkpoint * checkpoints)
@@ -61,9 +65,9 @@ def test_measure_splits_a_short_run_with_the_loop_clock():
 
 def test_multidomain_events_follow_the_trainers_schedule():
     cfg = make_mdl_config("smoke", "budget_aware", 0.5)  # 30 iterations: validation every step, checkpoint every 3
-    assert cost.kind_of(cfg).events(cfg) == (30, 10)
+    assert kind_of(cfg).events(cfg) == (30, 10)
     long = cost.short_copy(cfg, 805)  # every 40 steps and the last, every 80 and the last
-    assert cost.kind_of(long).events(long) == (21, 11)
+    assert kind_of(long).events(long) == (21, 11)
 
 
 def test_costs_are_kept_per_machine_and_remeasured_when_corrupt(fake_costs):
@@ -113,7 +117,7 @@ def test_packed_waves_are_scheduled_longest_first():
         return [plan.PlannedRun(cfg, i, "x", seconds=s) for i, s in enumerate(seconds)]
 
     assert plan._wave_seconds(runs([3, 3, 2, 2], threads=0)) == 10  # unpinned: one after another
-    cores = __import__("os").cpu_count()
+    cores = os.cpu_count()
     if cores >= 2:
         width = min(4, cores)
         assert plan._wave_seconds(runs([3, 3, 2, 2], threads=1)) == (10 / width if width == 4 else 5)
@@ -138,8 +142,6 @@ def test_every_chapter_names_a_plan_that_accepts_its_parameters(fake_costs):
 
 
 def test_the_eta_scales_what_is_left_by_the_pace_so_far(fake_costs):
-    from mtlprune.render.book import _Eta
-
     a, b = plan.ChapterPlan("a", "a", seconds=100.0), plan.ChapterPlan("b", "b", seconds=100.0)
     eta = _Eta(200.0 + plan.BOOK_SECONDS, 0)
     line = eta.after(a, 200.0)  # twice as slow as estimated: the 100 s left become 200 s
@@ -151,9 +153,6 @@ def test_the_eta_scales_what_is_left_by_the_pace_so_far(fake_costs):
 def test_every_quick_run_pins_one_thread_so_a_neighbour_slows_it_by_one_core():
     """The quick study's multi-task and multi-domain runs compute on one thread each (packed side by side by the
     local executor); only the source pretraining, one run alone in its wave, uses two."""
-    from mtlprune.core.config import SourceConfig
-    from mtlprune.runs.kinds import kind_of
-
     runs = [r.cfg for p in plan.study_plan("quick") for r in p.runs]
     assert {kind_of(c).threads(c) for c in runs if not isinstance(c, SourceConfig)} == {1}
     sources = {run_id(c) for c in runs if isinstance(c, SourceConfig)}
@@ -163,8 +162,6 @@ def test_every_quick_run_pins_one_thread_so_a_neighbour_slows_it_by_one_core():
 def test_the_dense_page_plans_its_float32_twin_where_bf16_is_native(monkeypatch):
     """Where `precision=auto` resolves to bf16, the dense reference page also trains its float32 twin
     (`evidence.precision_control`); elsewhere it has nothing to compare."""
-    from mtlprune.study import profiles
-
     for native, sections in ((True, ["dense reference", "float32 twin"]), (False, ["dense reference"])):
         monkeypatch.setattr(profiles, "native_bf16", lambda: native)
         page = plans.dense_reference("quick")
@@ -174,7 +171,5 @@ def test_the_dense_page_plans_its_float32_twin_where_bf16_is_native(monkeypatch)
 
 
 def test_plan_of_an_unknown_page_is_one_error():
-    from mtlprune.render.book import show_plan
-
     with pytest.raises(ValueError, match=r"--only \['nope'\].*valid"):
         show_plan("smoke", ["nope"])
