@@ -22,11 +22,12 @@ PINNED = {
     # compute other (correct) gradients since the oneDNN defect was routed around; quick and full are unchanged.
     # AdapMTL (and STR): salted with the `soft_threshold` revision, threshold gradients summed in float64 by the kernel
     ("smoke", "dense"): "dense-4aab82bd5756",
-    # quick: every multi-task run pins one CPU thread (`train.threads: 1`, packed two side by side): new ids
-    ("quick", "dense"): "dense-c52c57fd0d41",
+    # quick: resized so that its results converge in 30 min (width 8, heads 16, 24x32, dense 6,000 iterations, sparse
+    # phase 800 at batch 32, float32): new ids, salted with the `pointwise_stride` revision as smoke's
+    ("quick", "dense"): "dense-7224682b74b8",
     ("full", "dense"): "dense-33457999c1a0",
     ("smoke", "adapmtl"): "adapmtl-c0071ec65b48",
-    ("quick", "adapmtl"): "adapmtl-fa7a701be8b9",
+    ("quick", "adapmtl"): "adapmtl-aae47e1ffad9",
     ("full", "adapmtl"): "adapmtl-bd7c96677f26",
 }
 PINNED_MDL = {
@@ -37,9 +38,9 @@ PINNED_MDL = {
 }
 
 
-# quick's precision is `auto` (bf16 where native, `profiles.resolve_precision`): its ids are pinned at the float32
-# resolution, which every machine can compute; `test_auto_precision_resolves_before_hashing` covers the bf16 one
-MACHINE_FREE = {"quick": {"train.precision": "float32"}}
+# Every profile's precision is explicit (quick: float32), so its ids are the same on every machine;
+# `test_auto_precision_resolves_before_hashing` covers `auto`, which a user may still set
+MACHINE_FREE: dict[str, dict[str, str]] = {}
 
 
 @pytest.mark.parametrize("profile, method", sorted(PINNED))
@@ -52,7 +53,7 @@ def test_run_ids_are_pinned(profile, method):
 def test_soft_threshold_runs_are_salted_with_the_kernels_revision(method):
     """The compiled kernel sums the threshold gradients in float64 (other rounding than the float32 sums before), so
     every soft-threshold run gets a new id; the dense run it starts from and other methods keep theirs."""
-    cfg = make_config("quick", method, 0.9)
+    cfg = make_config("quick", method, 0.9, overrides={"model.width": 16})  # no routed layer at width 16
     assert identity.resolved(cfg)["revisions"] == {"soft_threshold": identity.REVISIONS["soft_threshold"]}
     assert "revisions" not in identity.resolved(cfg)["dense"]
     assert identity.resolved(make_config("smoke", method, 0.9))["revisions"] == {
@@ -194,7 +195,9 @@ def test_auto_precision_resolves_before_hashing(monkeypatch, native):
     from mtlprune.study import profiles
 
     monkeypatch.setattr(profiles, "native_bf16", lambda: native)
-    assert make_config("quick").train.precision == ("bf16" if native else "float32")  # the profile's value is auto
+    assert make_config("quick").train.precision == "float32"  # the profile's own value is explicit
+    auto = make_config("quick", overrides={"train.precision": "auto"})
+    assert auto.train.precision == ("bf16" if native else "float32")
     cfg = make_config("quick", "adapmtl", 0.9, overrides={"train.precision": "auto"})
     resolved = "bf16" if native else "float32"
     assert (cfg.train.precision, cfg.dense.train.precision) == (resolved, resolved)

@@ -85,11 +85,12 @@ def test_every_layer_of_the_multitask_model_gets_float64_gradients(profile):
 
 def test_only_models_that_take_the_routed_path_change_their_ids():
     """The routed layers compute other (correct) gradients, so runs of models that have one are salted with the
-    revision (identity.REVISIONS); models without one (quick, full) keep their ids."""
+    revision (identity.REVISIONS); models without one (full, or quick's at width 16) keep their ids."""
     from mtlprune.core import identity
 
-    smoke, quick = make_config("smoke", "snip", 0.9), make_config("quick", "snip", 0.9)
+    smoke, quick = make_config("smoke", "snip", 0.9), make_config("quick", "snip", 0.9, overrides={"model.width": 16})
     assert identity.resolved(smoke)["revisions"] == {"pointwise_stride": 2}
     assert identity.resolved(smoke)["dense"]["revisions"] == {"pointwise_stride": 2}
     assert "revisions" not in identity.resolved(quick)
-    assert "revisions" in identity.resolved(make_config("quick", overrides={"model.width": 8}))
+    assert "revisions" in identity.resolved(make_config("quick", overrides={"model.width": 8}))  # quick's own width
+    assert "revisions" not in identity.resolved(make_config("full", "snip", 0.9))

@@ -243,3 +243,36 @@ def test_a_verdict_on_a_sparse_phase_that_has_not_converged_is_not_called():
     steady = _summary([("adapmtl", 100, [-5, -6, -4]), ("adapmtl", 200, [-5, -6, -4])])
     assert findings.at_budget(claim, stats.convergence(steady), 100) is claim
     assert findings.at_budget(claim, stats.convergence(steady), 50)["verdict"] == findings.UNDETERMINED  # not measured
+
+
+def test_a_verdict_on_a_dense_reference_that_still_moves_when_doubled_is_not_called():
+    claim = {"claim": "AdapMTL beats ...", "verdict": "reproduced", "evidence": "Δ_T vs control (%): AdapMTL +1.0",
+             "_glue": {}}
+    steady = stats.convergence(_summary([("adapmtl", 100, [-5, -6, -4]), ("adapmtl", 200, [-5, -6, -4])]))
+    dense_moves = stats.convergence(_summary([("dense", 1500, [-1, 0, 1]), ("dense", 3000, [8, 9, 10])]))
+    dense_holds = stats.convergence(_summary([("dense", 1500, [-1, 0, 1]), ("dense", 3000, [0.5, 1, 1.5])]))
+    held = findings.at_budget(claim, steady, 100, dense_moves)
+    assert held["verdict"] == findings.UNDETERMINED and "dense reference (1500 → 3000" in held["evidence"]
+    assert findings.at_budget(claim, steady, 100, dense_holds) is claim
+    empty = stats.convergence(_summary([("dense", 1500, [-1, 0, 1])]))  # the double never ran
+    assert findings.at_budget(claim, steady, 100, empty)["verdict"] == findings.UNDETERMINED
+
+
+def test_the_dense_doubling_test_reads_each_run_against_the_mean_reference_at_its_length(tmp_path, monkeypatch):
+    """Smoke dense references at L and 2L: Δ_T at L is centred on 0 (its own seed mean), at 2L it is what doubling
+    moved; the pairs are the reference and the same config with twice the iterations."""
+    from mtlprune.runs.grid import run_pairs
+    from mtlprune.study import grids
+    monkeypatch.setenv("MTLPRUNE_RUNS", str(tmp_path / "runs"))
+    pairs = grids.reference_doubling_pairs("smoke", [0, 1])
+    (base, _), (double, _) = pairs[0], pairs[2]
+    assert double.train.iterations == 2 * base.train.iterations and double.dense is None
+    assert run_id(base) == run_id(make_config("smoke")) and len(pairs) == 4
+    with pytest.raises(ValueError, match="pruned run"):
+        grids.dense_doubling_pairs(make_config("smoke", "adapmtl", 0.9), [0])
+    run_pairs(pairs, profile="smoke", progress=False)
+    rec = evidence.dense_doubling_records(pairs)
+    assert len(rec) == 4 and rec[rec["budget"] == base.train.iterations]["delta_t"].mean() == pytest.approx(0, abs=1e-9)
+    conv = evidence.dense_convergence(pairs)
+    assert list(conv["budget"]) == [base.train.iterations] and list(conv["double"]) == [double.train.iterations]
+    assert conv.iloc[0]["change"] == pytest.approx(rec[rec["budget"] == double.train.iterations]["delta_t"].mean())

@@ -15,7 +15,7 @@ from mtlprune.render import manifest, plan
 from mtlprune.render.book import _Eta, show_plan
 from mtlprune.runs import cost
 from mtlprune.runs.kinds import kind_of
-from mtlprune.study import plans, profiles
+from mtlprune.study import plans
 from mtlprune.study.evidence import control_config
 from mtlprune.study.profiles import make_config, make_mdl_config
 
@@ -107,8 +107,10 @@ def test_the_plan_trains_each_run_once_dependencies_first(fake_costs):
 
 def test_completed_runs_are_cached_in_the_plan(fake_costs, smoke_dense):
     before = plan.study_plan("smoke", only=["01_dense_reference"])[0]
-    assert [r.cached for r in before.runs] == [True, False]  # seed 0 is in the store, seed 1 is not
-    assert len(before.to_train) == 1
+    # seed 0 is in the store, seed 1 is not; neither has its doubling-test run at twice the length
+    assert [r.cached for r in before.runs] == [True, False, False, False]
+    assert [r.cfg.train.iterations for r in before.runs[2:]] == [2 * before.runs[0].cfg.train.iterations] * 2
+    assert len(before.to_train) == 3
 
 
 def test_packed_waves_are_scheduled_longest_first():
@@ -159,15 +161,16 @@ def test_every_quick_run_pins_one_thread_so_a_neighbour_slows_it_by_one_core():
     assert len(sources) == 1
 
 
-def test_the_dense_page_plans_its_float32_twin_where_bf16_is_native(monkeypatch):
-    """Where `precision=auto` resolves to bf16, the dense reference page also trains its float32 twin
-    (`evidence.precision_control`); elsewhere it has nothing to compare."""
-    for native, sections in ((True, ["dense reference", "float32 twin"]), (False, ["dense reference"])):
-        monkeypatch.setattr(profiles, "native_bf16", lambda: native)
-        page = plans.dense_reference("quick")
+def test_the_dense_page_plans_its_float32_twin_for_a_bf16_reference():
+    """Where the dense reference computes in bf16 (full; `precision=auto` where it resolves to bf16), the dense page
+    also trains its float32 twin (`evidence.precision_control`); a float32 reference (quick) has nothing to compare.
+    Every dense page plans the doubling test (the reference at twice its length)."""
+    for profile, sections in (("full", ["dense reference", "doubling test", "float32 twin"]),
+                              ("quick", ["dense reference", "doubling test"])):
+        page = plans.dense_reference(profile)
         assert [s.name for s in page] == sections
         assert {c.train.precision for sec in page for c, _ in sec.pairs} == (
-            {"bf16", "float32"} if native else {"float32"})
+            {"bf16", "float32"} if profile == "full" else {"float32"})
 
 
 def test_plan_of_an_unknown_page_is_one_error():

@@ -58,6 +58,18 @@ def glue_plateau(plateaus: pd.DataFrame, cfg: Any, prefix: str) -> None:
     glue_value(f"{prefix}_iterations", cfg.train.iterations)
 
 
+def glue_doubling(conv: pd.DataFrame, prefix: str) -> None:
+    """Glue a dense reference's doubling test (`stats.convergence` of `evidence.dense_doubling_records`):
+    `<prefix>_doubling_length`, `_double`, `_change` (mean Δ_T at 2L against L, points), `_ci` (its interval at 2L)
+    and `_doubling` (`passes` / `FAILS`, in words)."""
+    row = conv.iloc[0] if len(conv) else None
+    glue_value(f"{prefix}_doubling_length", int(row["budget"]) if row is not None else 0)
+    glue_value(f"{prefix}_double", int(row["double"]) if row is not None else 0)
+    glue_value(f"{prefix}_doubling_change", float(row["change"]) if row is not None else float("nan"))
+    glue_value(f"{prefix}_doubling_ci", float(row["ci 2b"]) if row is not None else float("nan"))
+    glue_value(f"{prefix}_doubling", "passes" if row is not None and bool(row["converged"]) else "FAILS")
+
+
 def glue_board(board: pd.DataFrame, prefix: str) -> None:
     """Glue a leaderboard (`evidence.comparison_table`): `<prefix>_ours_rank`, `_ranked` (rows ranked), `_ours`
     (Δ_T ± interval), `_top` and `_top_value` (the first-ranked row), and `_better` / `_tied` / `_worse` (how many
@@ -111,9 +123,11 @@ def glue_precision(cfg: Any, table: pd.DataFrame | None) -> None:
 
 
 def glue_claims(claims: list[dict[str, Any]], names: list[str]) -> None:
-    """Glue each claim's verdict and numbers as `find_<name>_verdict` and `find_<name>_<key>` for the prose."""
+    """Glue each claim's verdict, its sentence and numbers as `find_<name>_verdict`, `find_<name>_words` and
+    `find_<name>_<key>` for the prose."""
     for name, c in zip(names, claims):
         glue_value(f"find_{name}_verdict", c["verdict"])
+        glue_value(f"find_{name}_words", c["words"])
         for k, v in c["_glue"].items():
             glue_value(f"find_{name}_{k}", v)
 

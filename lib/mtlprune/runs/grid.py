@@ -58,6 +58,8 @@ def run_pairs(pairs: list[tuple[Any, int]], profile: str | None = None, progress
         raise GridError(f"{len(failed)} of {bar.total} runs failed (the {len(rows)} others are in the run "
                            f"store):\n{lines}")
     order = [(run_id(cfg), seed) for wave in waves for cfg, seed in wave]
+    if not order:  # an empty grid (e.g. a claim the profile does not read): nothing ran
+        return pd.DataFrame(columns=["run_id", "seed", "status"]).set_index("run_id")
     return pd.DataFrame([rows[k] for k in order]).set_index("run_id")
 
 

@@ -29,7 +29,7 @@ from ..core.validate import validate
 from ..runs.grid import run_seeds
 from ..runs.kinds import is_complete, summary
 from ..runs.results import load_history, load_summaries
-from .stats import (PLATEAU_TOLERANCE, fmt_interval, interval, iv_of, plateau, summarize, verdict)
+from .stats import (PLATEAU_TOLERANCE, convergence, fmt_interval, interval, iv_of, plateau, summarize, verdict)
 
 PRIMARY = primary()  # every task's headline metric (its spec's; signs: METRICS)
 
@@ -115,6 +115,31 @@ def records(pairs: Iterable[tuple[RunConfig, int] | tuple[str, RunConfig, int]])
         row["collapsed"] = ", ".join(bad)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def dense_doubling_records(pairs: Iterable[tuple[RunConfig, int]]) -> pd.DataFrame:
+    """The dense references of `pairs` (one config at several lengths, `grids.dense_doubling_pairs`) as records that
+    `stats.convergence` reads like a sparse-phase grid: one row per completed (length, seed) with `budget` = its
+    iterations and `delta_t` = Δ_T of its test metrics against the mean over seeds of the shortest length's (so the
+    shortest length's mean is 0 and its interval is the seed spread); `delta_t_control` is empty (no control)."""
+    done = [(cfg, s) for cfg, s in pairs if cfg.dense is None and is_complete(cfg, s)]
+    if not done:
+        return pd.DataFrame(columns=["method", "budget", "seed", "delta_t", "delta_t_control", "collapsed"])
+    shortest = min(cfg.train.iterations for cfg, _ in done)
+    base = [summary(cfg, s)["metrics"] for cfg, s in done if cfg.train.iterations == shortest]
+    reference = {t: {m: float(np.mean([b[t][m] for b in base])) for m in base[0][t]} for t in base[0]}
+    rows = []
+    for cfg, seed in done:
+        metrics = summary(cfg, seed)["metrics"]
+        rows.append({"method": "dense", "budget": cfg.train.iterations, "seed": seed,
+                     "delta_t": delta_t(metrics, reference)["mean"], "delta_t_control": float("nan"),
+                     "collapsed": ", ".join(collapsed_tasks(metrics, chance_metrics(cfg)))})
+    return pd.DataFrame(rows)
+
+
+def dense_convergence(pairs: Iterable[tuple[RunConfig, int]]) -> pd.DataFrame:
+    """`stats.convergence` of a dense reference's doubling test (`grids.dense_doubling_pairs`, completed)."""
+    return convergence(summarize(dense_doubling_records(pairs), ["method", "budget"]))
 
 
 def comparison_table(rec: pd.DataFrame, ours: str | None = "AdapMTL", by: str = "label",

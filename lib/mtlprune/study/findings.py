@@ -22,10 +22,12 @@ import pandas as pd
 from ..core import catalogue
 from ..core.data.datasets import dataset_spec
 from ..core.tasks import TASKS
-from .design import CAUSES, PAPER_BASELINES, TUNED
-from .grids import check_seeds, default_seeds
+from .design import CAUSES, FINDINGS_CLAIMS, PAPER_BASELINES, TUNED
+from .evidence import dense_convergence, records
+from .grids import check_seeds, default_seeds, doubling_budgets, tuned_weighting
+from .multidomain import results as multidomain_results
 from .profiles import dataset_overrides, make_config, make_mdl_config
-from .stats import CONVERGENCE_POINTS, fmt_interval, interval, unconverged, verdict
+from .stats import CONVERGENCE_POINTS, convergence, fmt_interval, interval, summarize, unconverged, verdict
 
 VALUE = "delta_t_control"
 
@@ -75,8 +77,11 @@ def claim_baselines(rec: pd.DataFrame, ours: str = "adapmtl", dataset: str = "ny
         parts.append(f"{catalogue.label(b)} {_iv_text(iv)}{' (collapsed)' if iv['collapsed'] else ''}: "
                      f"{'tie' if call == 'tie' else 'AdapMTL ' + call}")
     where = "" if dataset == "nyuv2" else f" on {dataset_spec(dataset).title}"
+    n = {c: sum(x == c for x in calls) for c in ("better", "tie", "worse")}
+    words = (f"At 90 % sparsity{where} AdapMTL's Δ_T against the equal-training control is {_iv_text(o)} %; of the "
+             f"{len(calls)} paper baselines it is ahead of {n['better']}, tied with {n['tie']} and behind {n['worse']}.")
     return {"claim": f"AdapMTL beats SNIP, LTH, IMP and DiSparse at 90 % sparsity{where}", "verdict": _overall(calls),
-            "evidence": "Δ_T vs equal-training control (%): " + "; ".join(parts),
+            "evidence": "Δ_T vs equal-training control (%): " + "; ".join(parts), "words": words,
             "_glue": {"ours": o["mean"], "ours_ci": o["ci"],
                       "better": sum(c == "better" for c in calls), "tied": sum(c == "tie" for c in calls),
                       "worse": sum(c == "worse" for c in calls), "compared": len(calls)},
@@ -91,6 +96,8 @@ def claim_backbone(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
     call = verdict(head, backbone)  # "better" = heads sparser than the backbone, as the claim says
     return {"claim": "AdapMTL keeps the backbone denser than the task heads", "verdict": _overall([call]),
             "evidence": f"achieved sparsity (%): backbone {_pct(backbone)}, mean of the heads {_pct(head)}",
+            "words": f"Its backbone ends at {backbone['mean']:.1f} % zeros against {head['mean']:.1f} % on average in "
+                     f"the heads.",
             "_glue": {"backbone": backbone["mean"], "heads": head["mean"]}}
 
 
@@ -107,6 +114,9 @@ def claim_weighting(rec: pd.DataFrame, tuned_choice: str = "") -> dict[str, Any]
     return {"claim": "Adaptive task weighting helps AdapMTL", "verdict": _overall([call]),
             "evidence": f"Δ_T vs control (%): adaptive {_iv_text(a)}; static weights tuned on validation{chosen} "
                         f"{_iv_text(t)}; plain equal weights {_iv_text(e)}",
+            "words": f"Δ_T against the control is {a['mean']:+.1f} % with AdapMTL's adaptive task weights, against "
+                     f"{t['mean']:+.1f} % with the best static weights chosen on the validation split "
+                     f"({tuned_choice or 'equal'}) and {e['mean']:+.1f} % with plain equal weights.",
             "_glue": {"adaptive": a["mean"], "tuned": t["mean"], "equal": e["mean"],
                       "tuned_choice": tuned_choice or "equal"}}
 
@@ -133,25 +143,80 @@ def claim_multidomain(mdl: pd.DataFrame, budget: float = 0.5) -> dict[str, Any]:
             "verdict": verdict_,
             "evidence": f"mean test accuracy at budget {budget:g}: " + "; ".join(parts)
                         + f". Cost: {params:.2f}× the parameters and {macs:.2f}× the MACs of one backbone",
+            "words": f"At budget {budget:g} the pruned multi-domain network reaches {oi['mean']:.1f} % mean accuracy "
+                     f"with {params:.2f} × the parameters and {macs:.2f} × the MACs of one single-domain network.",
             "_glue": {"acc": oi["mean"], "params": params, "macs": macs}, "setting": "multi-domain"}
 
 
 UNDETERMINED = "undetermined at this budget"
 
 
-def at_budget(claim: dict[str, Any], conv: pd.DataFrame, budget: int) -> dict[str, Any]:
+def at_budget(claim: dict[str, Any], conv: pd.DataFrame, budget: int,
+              dense_conv: pd.DataFrame | None = None) -> dict[str, Any]:
     """`claim` if its sparse phase of `budget` iterations has converged for every method the budget grid measured
-    (`stats.convergence`: doubling it moves no mean Δ_T beyond its interval or 3 points), else the same claim with
-    the verdict `undetermined at this budget` and the methods that still move named: a comparison of results that
-    have not converged says how fast methods recover, not where they end."""
+    (`stats.convergence`: doubling it moves no mean Δ_T beyond its interval or 3 points) and, where `dense_conv` is
+    given, the dense reference passes the same doubling test at its length; else the same claim with the verdict
+    `undetermined at this budget` and what still moves named: a comparison of results that have not converged says
+    how fast methods recover, not where they end."""
     moving = unconverged(conv, budget)
-    if not moving:
+    reasons = []
+    if moving:
+        names = ", ".join(catalogue.label(m) for m in moving)
+        reasons.append(f"doubling the sparse phase ({budget} → {2 * budget} iterations) still moves {names} by more "
+                       f"than its 95 % interval or {CONVERGENCE_POINTS:g} points")
+    if dense_conv is not None:
+        length = int(dense_conv["budget"].min()) if len(dense_conv) else 0
+        if not len(dense_conv) or unconverged(dense_conv, length):
+            reasons.append(f"doubling the dense reference ({length} → {2 * length} iterations) moves its Δ_T by "
+                           f"more than its 95 % interval or {CONVERGENCE_POINTS:g} points" if len(dense_conv)
+                           else "the dense reference's doubling test has not run")
+    if not reasons:
         return claim
-    names = ", ".join(catalogue.label(m) for m in moving)
-    return {**claim, "verdict": UNDETERMINED,
-            "evidence": f"{claim['evidence']}. Not called: doubling the sparse phase ({budget} → {2 * budget} "
-                        f"iterations) still moves {names} by more than its 95 % interval or {CONVERGENCE_POINTS:g} "
-                        f"points"}
+    return {**claim, "verdict": UNDETERMINED, "evidence": f"{claim['evidence']}. Not called: {'; '.join(reasons)}"}
+
+
+CLAIMS = ("baselines", "backbone", "weighting", "second", "mdl")  # the names of `read`'s claims, in page order
+NOT_READ = "not read in this profile"
+
+
+def not_read(name: str, profile: str) -> dict[str, Any]:
+    """The placeholder of a claim `profile` does not read (`design.FINDINGS_CLAIMS`)."""
+    return {"claim": _TITLES[name], "verdict": NOT_READ, "evidence": "–", "_glue": {},
+            "words": f"The {profile} profile does not read this claim; the standard profile does."}
+
+
+_TITLES = {"baselines": "AdapMTL beats SNIP, LTH, IMP and DiSparse at 90 % sparsity",
+           "backbone": "AdapMTL keeps the backbone denser than the task heads",
+           "weighting": "Adaptive task weighting helps AdapMTL",
+           "second": "AdapMTL beats SNIP, LTH, IMP and DiSparse at 90 % sparsity on a second dataset",
+           "mdl": "The budget-aware multi-domain network beats its baselines with fewer parameters and FLOPs than one "
+                  "single-domain network"}
+
+
+def read(grids_: dict[str, list[Any]], profile: str, mdl_budget: float = 0.5,
+         second_dataset: str = "taskonomy") -> dict[str, dict[str, Any]]:
+    """Every claim of `CLAIMS` by name, from the completed runs of `grids.findings_grids` (the same arguments): each
+    multi-task claim held to the doubling tests of its sparse phase and its dense reference (`at_budget`); a claim the
+    profile does not read is `not_read`."""
+    claims = FINDINGS_CLAIMS[profile]
+    b = doubling_budgets(profile)[0]
+    out: dict[str, dict[str, Any]] = {}
+    if grids_["comparison"]:
+        rec = records(grids_["comparison"])
+        conv = convergence(summarize(records(grids_["budget"]), ["method", "budget"]))
+        dense = dense_convergence(grids_["dense_doubling"])
+        out["baselines"] = at_budget(claim_baselines(rec), conv, b, dense)
+        out["backbone"] = at_budget(claim_backbone(rec), conv, b, dense)
+        if grids_["candidates"]:
+            choice, tuned = tuned_weighting(grids_["candidates"])
+            out["weighting"] = at_budget(claim_weighting(records(grids_["causes"] + tuned), choice), conv, b, dense)
+    if grids_["second"]:
+        conv2 = convergence(summarize(records(grids_["second_budget"]), ["method", "budget"]))
+        out["second"] = at_budget(claim_baselines(records(grids_["second"]), dataset=second_dataset), conv2, b,
+                                  dense_convergence(grids_["second_doubling"]))
+    if grids_["mdl"]:
+        out["mdl"] = claim_multidomain(multidomain_results(grids_["mdl"]), mdl_budget)
+    return {name: out[name] if name in claims and name in out else not_read(name, profile) for name in CLAIMS}
 
 
 def table(claims: list[dict[str, Any]], rests_on: dict[str, str]) -> pd.DataFrame:
@@ -179,4 +244,4 @@ def rests_on(profile: str, seeds=None, mdl_budget: float = 0.5,
     return out
 
 
-__all__ = ["claim_baselines", "claim_backbone", "claim_weighting", "claim_multidomain", "table", "rests_on"]
+__all__ = ["claim_baselines", "claim_backbone", "claim_weighting", "claim_multidomain", "read", "table", "rests_on"]

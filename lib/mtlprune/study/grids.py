@@ -8,14 +8,16 @@ grids, and the multi-domain grid. Running them is `runs.grid.run_pairs`, loading
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable
 
 from ..core import catalogue
 from ..core.config import MDLConfig, RunConfig
 from ..core.identity import run_id
+from ..core.validate import validate
 from ..core.metrics import delta_t
 from ..runs.kinds import is_complete, summary
-from .design import (ABLATIONS, BUDGET_METHODS, BUDGETS, CAUSES, CORE_METHODS, HARD_MASK, MDL_BUDGETS, PAPER_KEYS,
+from .design import (ABLATIONS, BUDGET_METHODS, BUDGETS, CAUSES, FINDINGS_CLAIMS, HARD_MASK, MDL_BUDGETS, PAPER_KEYS,
                      SEED_SPARSITY, SEEDS, TUNED)
 from .evidence import with_controls
 from .profiles import check_profile, dataset_overrides, make_config, make_mdl_config
@@ -174,6 +176,24 @@ def dense_pairs(profile: str, seeds: Iterable[int] | None = None,
     return [(cfg, s) for s in _seeds(profile, seeds)]
 
 
+def dense_doubling_pairs(cfg: RunConfig, seeds: Iterable[int]) -> list[tuple[RunConfig, int]]:
+    """A dense reference at its length L and at 2L (the whole schedule stretched: its learning-rate steps are
+    fractions of the run), every seed: the dense reference's doubling test (`evidence.dense_doubling_records`)."""
+    if cfg.dense is not None:
+        raise ValueError(f"{run_id(cfg)} is a pruned run; the doubling test is of a dense reference")
+    double = replace(cfg, train=replace(cfg.train, iterations=2 * cfg.train.iterations))
+    validate(double)
+    seeds = check_seeds(list(seeds))
+    return [(c, s) for c in (cfg, double) for s in seeds]
+
+
+def reference_doubling_pairs(profile: str, seeds: Iterable[int] | None = None,
+                             dataset: str = "nyuv2") -> list[tuple[RunConfig, int]]:
+    """The profile's dense reference on `dataset` at L and 2L, every seed (`dense_doubling_pairs`)."""
+    return dense_doubling_pairs(make_config(profile, "dense", overrides=dataset_overrides(dataset)),
+                                _seeds(profile, seeds))
+
+
 def budget_pairs(profile: str, methods: Iterable[str] | None = None, budgets: Iterable[int] | None = None,
                  seeds: Iterable[int] | None = None, sparsity: float = SEED_SPARSITY,
                  dataset: str = "nyuv2") -> list[tuple[RunConfig, int]]:
@@ -191,9 +211,9 @@ def doubling_budgets(profile: str) -> list[int]:
 
 def comparison_pairs(profile: str, methods: Iterable[str] | None = None, seeds: Iterable[int] | None = None,
                      sparsity: float = SEED_SPARSITY, dataset: str = "nyuv2") -> list[tuple[RunConfig, int]]:
-    """The core methods (None: `CORE_METHODS`) at `sparsity` and the profile's budget, each with its control, on
-    `dataset` (a registered multi-task dataset)."""
-    methods = list(methods) if methods is not None else list(CORE_METHODS)
+    """The core methods (None: the profile's `BUDGET_METHODS`, those whose sparse phase the profile measures) at
+    `sparsity` and the profile's budget, each with its control, on `dataset` (a registered multi-task dataset)."""
+    methods = list(methods) if methods is not None else list(BUDGET_METHODS[check_profile(profile)])
     return with_controls(pruning_grid(profile, methods, [sparsity], _seeds(profile, seeds), extra_seeds=[],
                                       overrides=dataset_overrides(dataset)))
 
@@ -265,6 +285,29 @@ def tuned_weighting(candidates: list[tuple[str, RunConfig, int]]) -> tuple[str, 
         scores.setdefault(label, []).append(validation_score(cfg, seed))
     best = max(scores, key=lambda k: sum(scores[k]) / len(scores[k]))
     return best, [(TUNED, c, s) for label, c, s in candidates if label == best]
+
+
+def findings_grids(profile: str, seeds: Iterable[int] | None = None, sparsity: float = SEED_SPARSITY,
+                   mdl_budget: float = 0.5, second_dataset: str = "taskonomy") -> dict[str, list[Any]]:
+    """Every grid the Findings page reads, by name, for the claims the profile reads (`FINDINGS_CLAIMS`; the grids of
+    the others are empty): the dense reference's doubling test, the comparison and the budget grid at B and 2B (each
+    on NYU-v2 and `second_dataset`), AdapMTL's cause variants and static-weight candidates, and the multi-domain runs
+    at `mdl_budget`. The Findings notebook and its plan both build their runs here."""
+    claims = FINDINGS_CLAIMS[check_profile(profile)]
+    lengths = doubling_budgets(profile)
+    nyu = "baselines" in claims or "backbone" in claims or "weighting" in claims
+    second = "second" in claims
+    return {
+        "dense_doubling": reference_doubling_pairs(profile, seeds) if nyu else [],
+        "comparison": comparison_pairs(profile, seeds=seeds, sparsity=sparsity) if nyu else [],
+        "budget": budget_pairs(profile, None, lengths, seeds, sparsity) if nyu else [],
+        "causes": cause_pairs(profile, seeds, sparsity) if "weighting" in claims else [],
+        "candidates": weighting_candidates(profile, seeds, sparsity) if "weighting" in claims else [],
+        "second_doubling": reference_doubling_pairs(profile, seeds, second_dataset) if second else [],
+        "second": comparison_pairs(profile, seeds=seeds, sparsity=sparsity, dataset=second_dataset) if second else [],
+        "second_budget": budget_pairs(profile, None, lengths, seeds, sparsity, second_dataset) if second else [],
+        "mdl": mdl_pairs(profile, seeds, budgets=[mdl_budget]) if "mdl" in claims else [],
+    }
 
 
 def mdl_pairs(profile: str, seeds: Iterable[int] | None = None, budgets: Iterable[float] | None = None,

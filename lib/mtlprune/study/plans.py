@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..core.registry import Registry
 from ..core.config import RunConfig
 from . import grids
-from .design import CORE_METHODS, HARD_MASK, SEED_SPARSITY
+from .design import HARD_MASK, SEED_SPARSITY
 from .evidence import precision_twin, with_controls
 from .profiles import make_config
 
@@ -44,16 +44,13 @@ def _section(name: str, pairs: list[tuple[Any, int]]) -> Section:
 @PLANS.register("findings")
 def findings(profile: str, seeds: list[int] | None = None, sparsity: float = SEED_SPARSITY, mdl_budget: float = 0.5,
              second_dataset: str = "taskonomy", **_: Any) -> list[Section]:
-    lengths = grids.doubling_budgets(profile)
+    g = grids.findings_grids(profile, seeds, sparsity, mdl_budget, second_dataset)
     return [
-        _section("comparison and budget B, 2B", grids.comparison_pairs(profile, seeds=seeds, sparsity=sparsity)
-                 + grids.budget_pairs(profile, CORE_METHODS, lengths, seeds, sparsity)),
-        _section("causes", _unlabel(grids.cause_pairs(profile, seeds, sparsity))),
-        _section("static weights", _unlabel(grids.weighting_candidates(profile, seeds, sparsity))),
-        _section(f"{second_dataset}: comparison and budget B, 2B",
-                 grids.comparison_pairs(profile, seeds=seeds, sparsity=sparsity, dataset=second_dataset)
-                 + grids.budget_pairs(profile, CORE_METHODS, lengths, seeds, sparsity, second_dataset)),
-        _section("multi-domain", grids.mdl_pairs(profile, seeds, budgets=[mdl_budget])),
+        _section("dense doubling, comparison and budget B, 2B", g["dense_doubling"] + g["comparison"] + g["budget"]),
+        _section("causes and static weights", _unlabel(g["causes"] + g["candidates"])),
+        _section(f"{second_dataset}: dense doubling, comparison and budget B, 2B",
+                 g["second_doubling"] + g["second"] + g["second_budget"]),
+        _section("multi-domain", g["mdl"]),
     ]
 
 
@@ -63,7 +60,8 @@ def dense_reference(profile: str, seeds: list[int] | None = None, backbone: str 
                     **_: Any) -> list[Section]:
     seeds = grids.check_seeds(seeds if seeds is not None else grids.default_seeds(profile))
     cfg = grids.dense_config(profile, backbone=backbone, iterations=iterations, batch_size=batch_size, lr=lr)
-    out = [_section("dense reference", [(cfg, s) for s in seeds])]
+    out = [_section("dense reference", [(cfg, s) for s in seeds]),
+           _section("doubling test", grids.dense_doubling_pairs(cfg, seeds)[len(seeds):])]
     if cfg.train.precision == "bf16":  # `evidence.precision_control`: its float32 twin measures what bf16 changes
         out.append(_section("float32 twin", [(precision_twin(cfg), s) for s in seeds]))
     return out
