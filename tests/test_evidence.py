@@ -276,3 +276,20 @@ def test_the_dense_doubling_test_reads_each_run_against_the_mean_reference_at_it
     conv = evidence.dense_convergence(pairs)
     assert list(conv["budget"]) == [base.train.iterations] and list(conv["double"]) == [double.train.iterations]
     assert conv.iloc[0]["change"] == pytest.approx(rec[rec["budget"] == double.train.iterations]["delta_t"].mean())
+
+
+def test_each_profile_reads_its_claims_and_builds_only_their_runs():
+    """quick reads AdapMTL against the paper's baselines, its allocation and the multi-domain claim (what converges
+    in its 30 minutes): its Findings build no run for the others; smoke and standard read every claim."""
+    from mtlprune.study import design, grids
+
+    quick = grids.findings_grids("quick")
+    assert all(quick[k] for k in ("dense_doubling", "comparison", "budget", "mdl"))
+    assert not any(quick[k] for k in ("causes", "candidates", "second_doubling", "second", "second_budget"))
+    compared = {c.pruning.method for c, _ in quick["comparison"]} - {"dense_finetune"}
+    assert compared == {"adapmtl", *design.PAPER_BASELINES} == set(design.BUDGET_METHODS["quick"])
+    assert {c.train.iterations for c, _ in quick["budget"]} == set(grids.doubling_budgets("quick"))
+    assert all(grids.findings_grids("smoke")[k] for k in quick)
+    assert set(design.FINDINGS_CLAIMS["standard"]) == set(findings.CLAIMS)
+    placeholder = findings.not_read("weighting", "quick")
+    assert placeholder["verdict"] == findings.NOT_READ and "standard" in placeholder["words"]

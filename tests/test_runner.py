@@ -135,3 +135,35 @@ def test_the_lock_makes_a_second_writer_wait(tmp_path):
         events.append("b-in")
     t.join()
     assert events == ["a-in", "a-out", "b-in"]
+
+
+_ORPHAN_SCRIPT = """
+import concurrent.futures as cf, multiprocessing as mp, os, time
+from mtlprune.runs import executors
+if __name__ == "__main__":
+    pool = cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=executors._init_worker,
+                                  initargs=(1, os.getpid()))
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 120)  # a long run in the worker
+    time.sleep(0.5)
+    os._exit(0)  # the parent dies without shutting its pool down (as under kill -9)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(line for line in f if line.startswith("State:")).split()[1] != "Z"  # a zombie has stopped
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_stops_when_the_process_that_started_it_dies():
+    """A study killed mid-grid leaves no worker computing unseen: each spawned worker watches its parent."""
+    out = subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT], capture_output=True, text=True, timeout=60)
+    worker = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(worker)

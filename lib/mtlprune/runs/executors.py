@@ -23,6 +23,8 @@ import concurrent.futures as cf
 import logging
 import multiprocessing as mp
 import os
+import threading
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -100,14 +102,27 @@ class Local(Executor):
                 yield job, exc
 
 
-def _init_worker(threads: int) -> None:
+ORPHAN_POLL_S = 1.0  # how often a worker checks that the process that started it is alive
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Stop this worker once its parent is gone: a study or script killed mid-grid (Ctrl-C twice, `kill`) must not leave
+    workers computing unseen on the machine's cores. A run killed this way resumes from its last checkpoint."""
+    while True:
+        time.sleep(ORPHAN_POLL_S)
+        if os.getppid() != parent:
+            os._exit(3)
+
+
+def _init_worker(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="orphan-watch").start()
 
 
 def _pool(jobs: list[Job], workers: int, threads: int) -> Iterator[Outcome]:
     """`jobs` on `workers` spawned processes of `threads` threads each, yielded as they finish."""
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                initargs=(threads,)) as pool:
+                                initargs=(threads, os.getpid())) as pool:
         futures = {pool.submit(run_job, job): job for job in jobs}
         for future in cf.as_completed(futures):
             exc = future.exception()
