@@ -18,14 +18,14 @@ LEVELS = {"smoke": (0.9,), "quick": (0.9,), "standard": (0.5, 0.8, 0.9, 0.95, 0.
           "full": (0.5, 0.8, 0.9, 0.95, 0.98)}
 
 # The sparse-phase lengths the budget chapter measures around the profile's B (`profiles.SPARSE_PHASE`): quick B/2, B,
-# 2B (what its 30 minutes hold); standard B/4 to 4B.
+# 2B (what its time on 2 cores holds); standard B/4 to 4B.
 BUDGETS = {"smoke": (2, 4, 8), "quick": (400, 800, 1600), "standard": (200, 400, 800, 1600, 3200),
            "full": (5000, 10000, 20000, 40000)}
 
 # The methods the evidence rests on: AdapMTL, the paper's baselines (SNIP, LTH, IMP, DiSparse dynamic, the paper's
 # DiSparse row) and the two closest generic ones (global magnitude, STR). The budget chapter measures every method a
 # profile compares (with the control): B must hold for each. quick compares AdapMTL with the paper's four baselines
-# only (what its 30 minutes hold at a converged sparse phase); standard adds the generic ones; smoke two, the code paths.
+# only (what its time on 2 cores holds); standard adds the generic ones; smoke two, the code paths.
 CORE_METHODS = ("adapmtl", "snip", "lth", "imp", "disparse_dynamic", "magnitude_global", "str")
 BUDGET_METHODS = {"smoke": ("adapmtl", "magnitude_global"), "quick": CORE_METHODS[:5], "standard": CORE_METHODS,
                   "full": CORE_METHODS}

@@ -222,7 +222,8 @@ def read(grids_: dict[str, list[Any]], profile: str, mdl_budget: float = 0.5,
 def table(claims: list[dict[str, Any]], rests_on: dict[str, str]) -> pd.DataFrame:
     """One row per claim; `rests on` is the setting of the claim's own study (multi-task or multi-domain)."""
     return pd.DataFrame([{"claim": c["claim"], "verdict": c["verdict"], "evidence": c["evidence"],
-                          "rests on": rests_on[c.get("setting", "multi-task")]} for c in claims])
+                          "rests on": "–" if c["verdict"] == NOT_READ else rests_on[c.get("setting", "multi-task")]}
+                         for c in claims])
 
 
 def rests_on(profile: str, seeds=None, mdl_budget: float = 0.5,

@@ -1,4 +1,4 @@
-"""Profiles: smoke (tests and CI, seconds), quick (CPU study, small enough to converge in 30 min on 2 cores), standard
+"""Profiles: smoke (tests and CI, seconds), quick (CPU study on 2 cores, sized so that its results can converge), standard
 (quick's runs over every method, level and ablation) and full (paper scale: real NYU-v2, DeepLab-ResNet34 + ASPP heads
 at width 1024, 20k iterations, batch 16, GPU; the real Visual Decathlon) — for the multi-task and the multi-domain
 runs alike. The one place a config of either kind is built (`make_config`, `make_mdl_config`) and the one check of a
@@ -78,7 +78,7 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "train.eval_batch_size": 16, "train.precision": "float32",
         "train.memory_format": "channels_last", "train.threads": 0,
     },
-    # quick: the CPU study, sized so that its results converge in its 30 minutes: a ResNet of width 8 with ASPP heads
+    # quick: the CPU study, sized so that its results can converge on 2 cores: a ResNet of width 8 with ASPP heads
     # of width 16 on 24x32 scenes (the earlier 16/32 at 48x64 cost 4-5x more per step and its dense reference still
     # moved by +9 to +13 Δ_T points when its 1,500 iterations doubled). The dense reference trains 6,000 iterations
     # (160 epochs; ~150 s per seed on one thread of an AVX512-BF16 EPYC, two seeds side by side); the dense chapter
