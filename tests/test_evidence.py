@@ -293,3 +293,5 @@ def test_each_profile_reads_its_claims_and_builds_only_their_runs():
     assert set(design.FINDINGS_CLAIMS["standard"]) == set(findings.CLAIMS)
     placeholder = findings.not_read("weighting", "quick")
     assert placeholder["verdict"] == findings.NOT_READ and "standard" in placeholder["words"]
+    row = findings.table([placeholder], {"multi-task": "quick: seeds 0, 1, 2"}).iloc[0]
+    assert row["verdict"] == findings.NOT_READ and row["rests on"] == "–"
