@@ -62,12 +62,14 @@ def glue_doubling(conv: pd.DataFrame, prefix: str) -> None:
     """Glue a dense reference's doubling test (`stats.convergence` of `evidence.dense_doubling_records`):
     `<prefix>_doubling_length`, `_double`, `_change` (mean Δ_T at 2L against L, points), `_ci` (its interval at 2L)
     and `_doubling` (`passes` / `FAILS`, in words)."""
-    row = conv.iloc[0] if len(conv) else None
-    glue_value(f"{prefix}_doubling_length", int(row["budget"]) if row is not None else 0)
-    glue_value(f"{prefix}_double", int(row["double"]) if row is not None else 0)
-    glue_value(f"{prefix}_doubling_change", float(row["change"]) if row is not None else float("nan"))
-    glue_value(f"{prefix}_doubling_ci", float(row["ci 2b"]) if row is not None else float("nan"))
-    glue_value(f"{prefix}_doubling", "passes" if row is not None and bool(row["converged"]) else "FAILS")
+    nan = float("nan")
+    row = conv.iloc[0] if len(conv) else pd.Series({"budget": 0, "double": 0, "change": nan, "ci 2b": nan,
+                                                    "converged": False})  # not run: it fails
+    glue_value(f"{prefix}_doubling_length", int(row["budget"]))
+    glue_value(f"{prefix}_double", int(row["double"]))
+    glue_value(f"{prefix}_doubling_change", float(row["change"]))
+    glue_value(f"{prefix}_doubling_ci", float(row["ci 2b"]))
+    glue_value(f"{prefix}_doubling", "passes" if bool(row["converged"]) else "FAILS")
 
 
 def glue_board(board: pd.DataFrame, prefix: str) -> None:

@@ -122,19 +122,16 @@ def dense_doubling_records(pairs: Iterable[tuple[RunConfig, int]]) -> pd.DataFra
     `stats.convergence` reads like a sparse-phase grid: one row per completed (length, seed) with `budget` = its
     iterations and `delta_t` = Δ_T of its test metrics against the mean over seeds of the shortest length's (so the
     shortest length's mean is 0 and its interval is the seed spread); `delta_t_control` is empty (no control)."""
-    done = [(cfg, s) for cfg, s in pairs if cfg.dense is None and is_complete(cfg, s)]
+    done = [(cfg, s, summary(cfg, s)["metrics"]) for cfg, s in pairs if cfg.dense is None and is_complete(cfg, s)]
     if not done:
         return pd.DataFrame(columns=["method", "budget", "seed", "delta_t", "delta_t_control", "collapsed"])
-    shortest = min(cfg.train.iterations for cfg, _ in done)
-    base = [summary(cfg, s)["metrics"] for cfg, s in done if cfg.train.iterations == shortest]
+    shortest = min(cfg.train.iterations for cfg, _, _ in done)
+    base = [m for cfg, _, m in done if cfg.train.iterations == shortest]
     reference = {t: {m: float(np.mean([b[t][m] for b in base])) for m in base[0][t]} for t in base[0]}
-    rows = []
-    for cfg, seed in done:
-        metrics = summary(cfg, seed)["metrics"]
-        rows.append({"method": "dense", "budget": cfg.train.iterations, "seed": seed,
-                     "delta_t": delta_t(metrics, reference)["mean"], "delta_t_control": float("nan"),
-                     "collapsed": ", ".join(collapsed_tasks(metrics, chance_metrics(cfg)))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"method": "dense", "budget": cfg.train.iterations, "seed": seed,
+                          "delta_t": delta_t(metrics, reference)["mean"], "delta_t_control": float("nan"),
+                          "collapsed": ", ".join(collapsed_tasks(metrics, chance_metrics(cfg)))}
+                         for cfg, seed, metrics in done])
 
 
 def dense_convergence(pairs: Iterable[tuple[RunConfig, int]]) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pandas as pd
 from ..core import catalogue
 from ..core.data.datasets import dataset_spec
 from ..core.tasks import TASKS
-from .design import CAUSES, FINDINGS_CLAIMS, PAPER_BASELINES, TUNED
+from .design import CAUSES, CLAIMS, FINDINGS_CLAIMS, PAPER_BASELINES, TUNED
 from .evidence import dense_convergence, records
 from .grids import check_seeds, default_seeds, doubling_budgets, tuned_weighting
 from .multidomain import results as multidomain_results
@@ -79,7 +79,8 @@ def claim_baselines(rec: pd.DataFrame, ours: str = "adapmtl", dataset: str = "ny
     where = "" if dataset == "nyuv2" else f" on {dataset_spec(dataset).title}"
     n = {c: sum(x == c for x in calls) for c in ("better", "tie", "worse")}
     words = (f"At 90 % sparsity{where} AdapMTL's Δ_T against the equal-training control is {_iv_text(o)} %; of the "
-             f"{len(calls)} paper baselines it is ahead of {n['better']}, tied with {n['tie']} and behind {n['worse']}.")
+             f"{len(calls)} paper baselines it is ahead of {n['better']}, tied with {n['tie']} and behind "
+             f"{n['worse']}.")
     return {"claim": f"AdapMTL beats SNIP, LTH, IMP and DiSparse at 90 % sparsity{where}", "verdict": _overall(calls),
             "evidence": "Δ_T vs equal-training control (%): " + "; ".join(parts), "words": words,
             "_glue": {"ours": o["mean"], "ours_ci": o["ci"],
@@ -175,7 +176,6 @@ def at_budget(claim: dict[str, Any], conv: pd.DataFrame, budget: int,
     return {**claim, "verdict": UNDETERMINED, "evidence": f"{claim['evidence']}. Not called: {'; '.join(reasons)}"}
 
 
-CLAIMS = ("baselines", "backbone", "weighting", "second", "mdl")  # the names of `read`'s claims, in page order
 NOT_READ = "not read in this profile"
 
 

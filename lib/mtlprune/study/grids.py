@@ -8,11 +8,10 @@ grids, and the multi-domain grid. Running them is `runs.grid.run_pairs`, loading
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Iterable
 
 from ..core import catalogue
-from ..core.config import MDLConfig, RunConfig
+from ..core.config import MDLConfig, RunConfig, with_overrides
 from ..core.identity import run_id
 from ..core.validate import validate
 from ..core.metrics import delta_t
@@ -181,7 +180,7 @@ def dense_doubling_pairs(cfg: RunConfig, seeds: Iterable[int]) -> list[tuple[Run
     fractions of the run), every seed: the dense reference's doubling test (`evidence.dense_doubling_records`)."""
     if cfg.dense is not None:
         raise ValueError(f"{run_id(cfg)} is a pruned run; the doubling test is of a dense reference")
-    double = replace(cfg, train=replace(cfg.train, iterations=2 * cfg.train.iterations))
+    double = with_overrides(cfg, {"train.iterations": 2 * cfg.train.iterations})
     validate(double)
     seeds = check_seeds(list(seeds))
     return [(c, s) for c in (cfg, double) for s in seeds]

@@ -1,6 +1,6 @@
-"""Profiles: smoke (tests and CI, seconds), quick (CPU study on 2 cores, sized so that its results can converge), standard
-(quick's runs over every method, level and ablation) and full (paper scale: real NYU-v2, DeepLab-ResNet34 + ASPP heads
-at width 1024, 20k iterations, batch 16, GPU; the real Visual Decathlon) — for the multi-task and the multi-domain
+"""Profiles: smoke (tests and CI, seconds), quick (CPU study on 2 cores, sized so that its results can converge),
+standard (quick's runs over every method, level and ablation) and full (paper scale: real NYU-v2, DeepLab-ResNet34 +
+ASPP heads at width 1024, 20k iterations, batch 16, GPU; the real Visual Decathlon) — for the multi-task and the multi-domain
 runs alike. The one place a config of either kind is built (`make_config`, `make_mdl_config`) and the one check of a
 profile name (`check_profile`).
 
@@ -56,9 +56,9 @@ SPARSE_PHASE = {
 SPARSE_PHASE["standard"] = SPARSE_PHASE["quick"]  # standard = quick's runs, every method, level and ablation
 
 # Loss-weighting parameters a profile sets unless the caller gives its own: AdapMTL's window is 2.5% of the run in the
-# code (500 of 20k); quick averages over 10 % (80 of its 800 sparse-phase steps; set when that phase was 100 steps, where
-# 2.5 % would have been 2-3 noisy steps, and kept so that the budget measurements stay comparable).
-# DWA needs two full periods before it moves; quick uses a period of 8 (set for the 100-step phase; 50 would act too now).
+# code (500 of 20k); quick averages over 10 % (80 of its 800 sparse-phase steps; set when that phase was 100 steps,
+# where 2.5 % would have been 2-3 noisy steps, and kept so that the budget measurements stay comparable). DWA needs two
+# full periods before it moves; quick uses a period of 8 (set for the 100-step phase; 50 would act too now).
 WEIGHTING_DEFAULTS = {"smoke": {}, "quick": {"adaptive": {"window": 0.1}, "dwa": {"period": 8}}, "full": {}}
 WEIGHTING_DEFAULTS["standard"] = WEIGHTING_DEFAULTS["quick"]
 
@@ -79,11 +79,12 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "train.memory_format": "channels_last", "train.threads": 0,
     },
     # quick: the CPU study, sized so that its results can converge on 2 cores: a ResNet of width 8 with ASPP heads
-    # of width 16 on 24x32 scenes (the earlier 16/32 at 48x64 cost 4-5x more per step and its dense reference still
-    # moved by +9 to +13 Δ_T points when its 1,500 iterations doubled). The dense reference trains 6,000 iterations
-    # (160 epochs; ~150 s per seed on one thread of an AVX512-BF16 EPYC, two seeds side by side); the dense chapter
-    # and the Findings test that doubling it moves no mean Δ_T beyond its interval or 3 points. float32 everywhere:
-    # at this size bf16 autocast saves < 10 % per step, and one precision makes the runs (and their ids) the same on
+    # of width 16 on 24x32 scenes (the earlier 16/32 at 48x64 cost 4.6x more per step in float32, 113.8 vs 25.0 ms,
+    # and its dense reference still moved by +9 to +13 Δ_T points when its 1,500 iterations doubled). The dense
+    # reference trains 6,000 iterations (160 epochs; ~150 s per seed on one thread of an AVX512-BF16 EPYC, two seeds
+    # side by side); the dense chapter and the Findings test that doubling it moves no mean Δ_T beyond its interval or
+    # 3 points. float32 everywhere: at this size bf16 autocast saves ~13 % per step where native (21.7 vs 25.0 ms on
+    # one thread of an AVX512-BF16 EPYC, measured alone), and one precision makes the runs (and their ids) the same on
     # every CPU.
     "quick": {
         "data.synthetic.n_train": 1200, "data.synthetic.n_test": 300, "data.synthetic.height": 24,
