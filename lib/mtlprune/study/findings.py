@@ -97,8 +97,7 @@ def claim_backbone(rec: pd.DataFrame, ours: str = "adapmtl") -> dict[str, Any]:
     call = verdict(head, backbone)  # "better" = heads sparser than the backbone, as the claim says
     return {"claim": "AdapMTL keeps the backbone denser than the task heads", "verdict": _overall([call]),
             "evidence": f"achieved sparsity (%): backbone {_pct(backbone)}, mean of the heads {_pct(head)}",
-            "words": f"Its backbone ends at {backbone['mean']:.1f} % zeros against {head['mean']:.1f} % on average in "
-                     f"the heads.",
+            "words": f"Its backbone ends at {_pct(backbone)} % zeros against {_pct(head)} % on average in the heads.",
             "_glue": {"backbone": backbone["mean"], "heads": head["mean"]}}
 
 
@@ -115,9 +114,9 @@ def claim_weighting(rec: pd.DataFrame, tuned_choice: str = "") -> dict[str, Any]
     return {"claim": "Adaptive task weighting helps AdapMTL", "verdict": _overall([call]),
             "evidence": f"Δ_T vs control (%): adaptive {_iv_text(a)}; static weights tuned on validation{chosen} "
                         f"{_iv_text(t)}; plain equal weights {_iv_text(e)}",
-            "words": f"Δ_T against the control is {a['mean']:+.1f} % with AdapMTL's adaptive task weights, against "
-                     f"{t['mean']:+.1f} % with the best static weights chosen on the validation split "
-                     f"({tuned_choice or 'equal'}) and {e['mean']:+.1f} % with plain equal weights.",
+            "words": f"Δ_T against the control is {_iv_text(a)} % with AdapMTL's adaptive task weights, against "
+                     f"{_iv_text(t)} % with the best static weights chosen on the validation split "
+                     f"({tuned_choice or 'equal'}) and {_iv_text(e)} % with plain equal weights.",
             "_glue": {"adaptive": a["mean"], "tuned": t["mean"], "equal": e["mean"],
                       "tuned_choice": tuned_choice or "equal"}}
 
@@ -144,7 +143,7 @@ def claim_multidomain(mdl: pd.DataFrame, budget: float = 0.5) -> dict[str, Any]:
             "verdict": verdict_,
             "evidence": f"mean test accuracy at budget {budget:g}: " + "; ".join(parts)
                         + f". Cost: {params:.2f}× the parameters and {macs:.2f}× the MACs of one backbone",
-            "words": f"At budget {budget:g} the pruned multi-domain network reaches {oi['mean']:.1f} % mean accuracy "
+            "words": f"At budget {budget:g} the pruned multi-domain network reaches {_pct(oi)} % mean accuracy "
                      f"with {params:.2f} × the parameters and {macs:.2f} × the MACs of one single-domain network.",
             "_glue": {"acc": oi["mean"], "params": params, "macs": macs}, "setting": "multi-domain"}
 
