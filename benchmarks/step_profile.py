@@ -26,7 +26,8 @@ from _api import (TrainContext, augment, build_model, build_optimizer, build_str
                   iterate_batches, keep_freed_memory, make_config, memory_format, plain_state_dict, step_autocast,
                   task_losses)
 
-SIZE = {"quick": (48, 64), "full": (288, 384)}
+MODELS = ("quick", "full")
+FULL_SIZE = (288, 384)  # the paper model at paper resolution; quick runs at its own profile's size
 GROUPS = [("convolution", ("conv", "mkldnn")), ("parametrization", ("parametriz", "softshrink", "sign", "sigmoid",
                                                                     "dot")),
           ("optimizer", ("adam", "_foreach", "lerp", "addcdiv", "sqrt")),
@@ -49,7 +50,7 @@ def peak(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
 def setup(profile: str, method: str, batch_size: int | None, sets: dict | None = None):
     overrides = {**({"train.batch_size": batch_size} if batch_size else {}), **(sets or {})}
     if profile == "full":  # the paper model on generated data at paper resolution (no real data here)
-        overrides = {"data.synthetic.height": SIZE["full"][0], "data.synthetic.width": SIZE["full"][1], **overrides}
+        overrides = {"data.synthetic.height": FULL_SIZE[0], "data.synthetic.width": FULL_SIZE[1], **overrides}
         cfg = make_config("quick", method, 0.0 if method == "dense" else 0.9, overrides={
             "model.backbone": "deeplab_resnet34", "model.head_width": 1024, "model.head_rates": (6, 12, 18, 24),
             "model.dropout": 0.5, "train.batch_size": batch_size or 16, **overrides})
@@ -67,7 +68,7 @@ def setup(profile: str, method: str, batch_size: int | None, sets: dict | None =
                        dense_state=dense_state if strategy.needs_dense else None)
     strategy.setup(ctx)
     opt = build_optimizer(model, weighting, strategy, cfg.train)
-    h, w = SIZE[profile]
+    h, w = cfg.data.synthetic.height, cfg.data.synthetic.width
     n = max(cfg.train.batch_size * 2, 64)
     g = torch.Generator().manual_seed(0)
     data = {"image": torch.rand(n, 3, h, w, generator=g), "label": torch.randint(-1, 13, (n, h, w), generator=g),
@@ -78,7 +79,7 @@ def setup(profile: str, method: str, batch_size: int | None, sets: dict | None =
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", nargs="+", default=["quick", "full"], choices=list(SIZE))
+    parser.add_argument("--models", nargs="+", default=["quick", "full"], choices=list(MODELS))
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--method", default="dense")
     parser.add_argument("--full-batch", type=int, default=2, help="batch of the full model (CPU memory and time)")
@@ -141,7 +142,7 @@ def main() -> int:
             grouped[group] += ev.self_cpu_time_total / 1e6 / n_prof
         profiled = sum(grouped.values())
         print(f"\n{profile} model ({cfg.model.backbone}, head width {cfg.model.head_width}), batch "
-              f"{cfg.train.batch_size} at {SIZE[profile][0]}x{SIZE[profile][1]}, method {args.method}, precision "
+              f"{cfg.train.batch_size} at {cfg.data.synthetic.height}x{cfg.data.synthetic.width}, method {args.method}, precision "
               f"{getattr(cfg.train, 'precision', 'float32')}: "
               f"{flops / 1e9:.2f} GFLOP per step (forward + backward)")
         print(f"  step {1000 * wall:.1f} ms -> {flops / wall / 1e9:.1f} GFLOP/s = {flops / wall / p32:.2f} of the "

@@ -217,3 +217,22 @@ def test_networks_log_validation_accuracy_for_the_plateau_criterion(store):
     assert list(table["network"]) == ["source (pretraining)", "individual networks (mean over domains)"]
     q1, q3 = summary["latency_ratio_iqr"]
     assert q1 <= summary["latency_ratio"] <= q3
+
+
+def test_channels_last_images_change_the_rounding_not_the_network():
+    """`memory_format` is a layout: the same switched network on the same images gives the same logits and gradients
+    (to float32 rounding) in either layout, and the channels_last images stay channels_last through the blocks."""
+    torch.manual_seed(0)
+    model = MultiDomainResNet([5, 7], (8, 16, 16), 1, "filter")
+    x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    out, grads = {}, {}
+    for fmt in ("contiguous", "channels_last"):
+        model.zero_grad()
+        inp = normalise_input(x, fmt)
+        assert inp.is_contiguous(memory_format=torch.channels_last) == (fmt == "channels_last")
+        out[fmt] = model(inp, 1)
+        out[fmt].square().sum().backward()
+        grads[fmt] = model.blocks[0].conv1.weight.grad.clone()
+    torch.testing.assert_close(out["channels_last"], out["contiguous"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads["channels_last"], grads["contiguous"], rtol=1e-3, atol=1e-5)
+    assert make_mdl_config("quick").train.memory_format == "channels_last"

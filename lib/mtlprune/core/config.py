@@ -142,6 +142,9 @@ class SourceConfig:
     seed: int = 0
     weight_decay: float = 1e-4
     threads: int = 0  # CPU threads of the run (0: the process's); part of the id because it changes float rounding
+    # the images' layout: channels_last runs the small convolutions without reorders on CPU (12 % faster per step on
+    # one thread of an AVX2 EPYC); part of the id because it changes float rounding
+    memory_format: str = "contiguous"
 
     @property
     def kind(self) -> str:
@@ -174,6 +177,7 @@ class MDLTrain:
     # CPU threads per run (0: the process's). Pinned, the numbers do not depend on the executor, and the local
     # executor packs runs of fewer threads than the machine has cores side by side (`runs.executors`)
     threads: int = 0
+    memory_format: str = "contiguous"  # the images' layout, as `SourceConfig.memory_format`
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,9 @@ SCHEMA = 4  # 1: canonical configs with defaults omitted; 2: fully resolved conf
 # default included: the comparison is with this literal, not with the live default) changes the id.
 INTRODUCED: dict[type, dict[tuple[str, ...], Any]] = {
     RunConfig: {("data", "dataset"): "nyuv2", ("train", "threads"): 0},
-    MDLConfig: {("source", "data", "packaged"): None},
-    SourceConfig: {("data", "packaged"): None},
+    MDLConfig: {("source", "data", "packaged"): None, ("source", "memory_format"): "contiguous",
+                ("train", "memory_format"): "contiguous"},
+    SourceConfig: {("data", "packaged"): None, ("memory_format",): "contiguous"},
 }
 
 

@@ -149,6 +149,8 @@ def _validate_mdl(cfg: MDLConfig) -> None:
          "train.lr and train.switch_lr must be finite numbers > 0"),
         (isinstance(t.threads, int) and 0 <= t.threads <= MAX_THREADS,
          f"train.threads must be an integer in [0, {MAX_THREADS}] (0: the process's), got {t.threads}"),
+        (t.memory_format in MEMORY_FORMATS,
+         f"train.memory_format {t.memory_format!r} unknown; valid: {', '.join(MEMORY_FORMATS)}"),
     ])
     _validate_source(cfg.source)
 
@@ -162,6 +164,8 @@ def _validate_source(cfg: SourceConfig) -> None:
         (_finite(cfg.lr) and cfg.lr > 0, f"source.lr must be a finite number > 0, got {cfg.lr}"),
         (isinstance(cfg.threads, int) and 0 <= cfg.threads <= MAX_THREADS,
          f"source.threads must be an integer in [0, {MAX_THREADS}] (0: the process's), got {cfg.threads}"),
+        (cfg.memory_format in MEMORY_FORMATS,
+         f"source.memory_format {cfg.memory_format!r} unknown; valid: {', '.join(MEMORY_FORMATS)}"),
         (8 <= d.size <= MAX_SIDE, f"source.data.size must be in [8, {MAX_SIDE}], got {d.size}"),
         (spec is None or (8 <= spec.size <= MAX_SIDE and all(0 <= n <= MAX_SAMPLES for n in
                                                               (spec.n_train, spec.n_val, spec.n_test, spec.n_source))

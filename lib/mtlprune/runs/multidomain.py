@@ -159,8 +159,8 @@ def _train(cfg: MDLConfig, seed: int, progress: bool, source: MultiDomainResNet,
                                          ckpt=out / f"checkpoint_{k}.pt", val=[data["val"][d] for d in served])]
         pruned = remove_unused(model) if model.switched() else model
         for i, d in enumerate(served):
-            acc[names[d]] = accuracy(model, data["test"][d], i)
-            val[names[d]] = accuracy(model, data["val"][d], i)
+            acc[names[d]] = accuracy(model, data["test"][d], i, memory_format=cfg.train.memory_format)
+            val[names[d]] = accuracy(model, data["val"][d], i, memory_format=cfg.train.memory_format)
             per_domain_macs[names[d]] = macs(pruned, size, i)
         if model.switched():
             extra = _switch_report(model, names, size, ref_macs)

@@ -121,9 +121,11 @@ class MultiDomainResNet(nn.Module):
         return [b.conv1.weight[0].numel() + b.conv2.weight[:, 0].numel() for b in self.switched()]
 
 
-def normalise_input(x: torch.Tensor) -> torch.Tensor:
-    """uint8 N×3×H×W -> float in about [-1, 1]."""
-    return x.float().div(127.5).sub(1.0)
+def normalise_input(x: torch.Tensor, memory_format: str = "contiguous") -> torch.Tensor:
+    """uint8 N×3×H×W -> float in about [-1, 1], in `memory_format` ("contiguous" or "channels_last": the layout the
+    convolutions then keep)."""
+    out = x.float().div(127.5).sub(1.0)
+    return out.contiguous(memory_format=torch.channels_last) if memory_format == "channels_last" else out
 
 
 @torch.no_grad()

@@ -19,11 +19,12 @@ from .model import MultiDomainResNet, normalise_input
 Split = tuple[torch.Tensor, torch.Tensor]  # (uint8 images N×3×H×W, labels)
 
 
-def _batches(data: list[Split], batch_size: int, gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(data: list[Split], batch_size: int, gen: torch.Generator,
+             memory_format: str = "contiguous") -> list[tuple[torch.Tensor, torch.Tensor]]:
     out = []
     for x, y in data:
         idx = torch.randint(len(y), (batch_size,), generator=gen)
-        out.append((normalise_input(x[idx]), y[idx]))
+        out.append((normalise_input(x[idx], memory_format), y[idx]))
     return out
 
 
@@ -31,9 +32,10 @@ VAL_POINTS = 20  # validation accuracy is logged this many times over a run (the
 
 
 def val_record(model: MultiDomainResNet, val: list[Split], domains: list[int], step: int,
-               train_mode: bool) -> dict[str, Any]:
+               train_mode: bool, memory_format: str = "contiguous") -> dict[str, Any]:
     """Validation accuracy (%) of every domain at `step` (BatchNorm in eval mode, then back to `train_mode`)."""
-    rec = {"step": step, "split": "val", **{f"val/{d}": accuracy(model, val[d], d) for d in domains}}
+    rec = {"step": step, "split": "val",
+           **{f"val/{d}": accuracy(model, val[d], d, memory_format=memory_format) for d in domains}}
     model.train(train_mode)
     return rec
 
@@ -56,7 +58,7 @@ class SourceTrainee(Trainee):
         return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.cfg.iterations)
 
     def batch(self, gen):
-        ((x, y),) = _batches([self.source], self.cfg.batch_size, gen)
+        ((x, y),) = _batches([self.source], self.cfg.batch_size, gen, self.cfg.memory_format)
         return x, y
 
     def loss(self, batch, step):
@@ -67,7 +69,7 @@ class SourceTrainee(Trainee):
     def validate(self, step, epoch, period_end, logs):
         if self.val is None or not (step % self.val_every == 0 or step == self.iterations):
             return None
-        return {**val_record(self.model, [self.val], [0], step, True), "loss/0": float(logs["losses"][0].detach())}
+        return {**val_record(self.model, [self.val], [0], step, True, self.cfg.memory_format), "loss/0": float(logs["losses"][0].detach())}
 
     def checkpoint_due(self, step, epoch, period_end):
         return step % self.save_every == 0 or step == self.iterations
@@ -154,7 +156,8 @@ class JointTrainee(Trainee):
         self.model.train(self.method.bn_train_mode())
 
     def batch(self, gen):
-        return _batches([self.data[d] for d in self.domains], self.cfg.train.batch_size, gen)
+        return _batches([self.data[d] for d in self.domains], self.cfg.train.batch_size, gen,
+                        self.cfg.train.memory_format)
 
     def loss(self, batch, step):
         losses = {d: F.cross_entropy(self.model(x, d), y) for d, (x, y) in zip(self.domains, batch)}
@@ -172,7 +175,8 @@ class JointTrainee(Trainee):
     def validate(self, step, epoch, period_end, logs):
         if self.val is None or not (step % self.val_every == 0 or step == self.iterations):
             return None
-        return val_record(self.model, self.val, self.domains, step, self.method.bn_train_mode())
+        return val_record(self.model, self.val, self.domains, step, self.method.bn_train_mode(),
+                          self.cfg.train.memory_format)
 
     def checkpoint_due(self, step, epoch, period_end):
         return step % self.save_every == 0 or step == self.iterations
@@ -197,10 +201,12 @@ def train_joint(model: MultiDomainResNet, method: MDLMethod, data: list[Split], 
 
 
 @torch.no_grad()
-def accuracy(model: MultiDomainResNet, split: Split, d: int, batch_size: int = 256) -> float:
+def accuracy(model: MultiDomainResNet, split: Split, d: int, batch_size: int = 256,
+             memory_format: str = "contiguous") -> float:
     model.eval()
     x, y = split
     correct = 0
     for i in range(0, len(y), batch_size):
-        correct += int((model(normalise_input(x[i:i + batch_size]), d).argmax(1) == y[i:i + batch_size]).sum())
+        logits = model(normalise_input(x[i:i + batch_size], memory_format), d)
+        correct += int((logits.argmax(1) == y[i:i + batch_size]).sum())
     return 100.0 * correct / max(len(y), 1)
