@@ -11,6 +11,7 @@ import pytest
 from mtlprune.core import loop, paths
 from mtlprune.core.config import SourceConfig
 from mtlprune.core.identity import run_id
+from mtlprune.core.pruning import disparse, iterative
 from mtlprune.render import manifest, plan
 from mtlprune.render.book import _Eta, show_plan
 from mtlprune.runs import cost
@@ -95,8 +96,11 @@ def test_the_plan_trains_each_run_once_dependencies_first(fake_costs):
     trained = [(run_id(r.cfg), r.seed) for p in pages for r in p.to_train]
     assert len(trained) == len(set(trained))  # a run two pages share is trained by the first
     findings = pages[0]
-    dense = [r for r in findings.waves[0] if r.cfg.pruning.method == "dense"]
-    assert dense and all(r.cfg.dense is None for r in findings.waves[0])  # the dense references' wave first
+    # the first wave: what the others start from (the dense references, the multi-domain source), nothing else
+    first = findings.waves[0]
+    assert any(isinstance(r.cfg, SourceConfig) for r in first)
+    assert any(getattr(r.cfg, "pruning", None) is not None and r.cfg.pruning.method == "dense" for r in first)
+    assert all(isinstance(r.cfg, SourceConfig) or r.cfg.dense is None for r in first)
     # every page reads its runs: what an earlier page trains counts as shared, not trained again
     assert all(len(p.runs) == sum(r.cached for r in p.runs) + p.shared + len(p.to_train) for p in pages)
     total = plan.estimate(pages)
@@ -176,3 +180,31 @@ def test_the_dense_page_plans_its_float32_twin_for_a_bf16_reference():
 def test_plan_of_an_unknown_page_is_one_error():
     with pytest.raises(ValueError, match=r"--only \['nope'\].*valid"):
         show_plan("smoke", ["nope"])
+
+
+@pytest.mark.parametrize("method", ["imp", "disparse_dynamic", "gradual_magnitude"])
+def test_a_strategys_declared_updates_are_the_mask_updates_its_run_makes(monkeypatch, smoke_dense, method):
+    """`PruningStrategy.updates` (what the cost model prices apart from the steps) counts the mask updates a real
+    run's `after_step` makes, at a length where they are sparse and at the timing copy's."""
+    calls = []
+    for module in (iterative, disparse):  # the updates after set-up (set-up's masks go through `masked`)
+        real = module.set_masks
+        monkeypatch.setattr(module, "set_masks", lambda model, masks, real=real: (calls.append(1), real(model, masks)))
+    for iterations in (40, cost.SHORT):
+        cfg = make_config("smoke", method, 0.9, sparse_overrides={"train.iterations": iterations})
+        calls.clear()
+        kind_of(cfg).run(cfg, 0, False, None)
+        assert kind_of(cfg).updates(cfg) == len(calls) > 0, (method, iterations)
+
+def test_measure_prices_mask_updates_apart_from_the_steps():
+    """DiSparse's timing copy updates its masks at 4 of its 6 steps, a run of 800 at 30: the updates' time is a
+    cost per update, so the long run is not priced as if every step updated."""
+    cfg = make_config("smoke", "disparse_dynamic", 0.9, sparse_overrides={"train.iterations": 800})
+    c = cost.measure(cfg)
+    updates = kind_of(cfg).updates(cfg)
+    assert c.per_update > 0 and updates == 30 and kind_of(cost.short_copy(cfg, cost.SHORT)).updates(
+        cost.short_copy(cfg, cost.SHORT)) == 4
+    validations, checkpoints = kind_of(cfg).events(cfg)
+    assert c.seconds(cfg) == pytest.approx(c.fixed + c.per_iteration * 800 + c.per_validation * validations
+                                           + c.per_checkpoint * checkpoints + c.per_update * updates)
+    assert kind_of(make_config("smoke", "adapmtl", 0.9)).updates(make_config("smoke", "adapmtl", 0.9)) is None

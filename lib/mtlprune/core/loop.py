@@ -46,6 +46,9 @@ class LoopClock:
     validation_seconds: float = 0.0
     checkpoints: int = 0
     checkpoint_seconds: float = 0.0
+    # the part of the steps' time a trainee spends in periodic work that it times itself (a pruning strategy's mask
+    # updates: `train.MultiTaskTrainee`), so that a short run does not price it as if every step did it
+    update_seconds: float = 0.0
 
 
 CLOCK = LoopClock()

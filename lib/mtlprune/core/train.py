@@ -8,6 +8,7 @@ Methods never appear here by name: a pruning strategy acts through its hooks (`p
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .heap import keep_freed_memory
-from .loop import LoopResult, Trainee, iterate_batches, run_loop, save_atomic
+from .loop import CLOCK, LoopResult, Trainee, iterate_batches, run_loop, save_atomic
 from .pruning import PruningStrategy, TrainContext
 from .runtime import Runtime
 from .tasks import TASKS, TaskMeters, task_losses
@@ -127,6 +128,7 @@ class MultiTaskTrainee(Trainee):
         self.train_data, self.val_data, self.cfg, self.flip = train_data, val_data, cfg, flip
         self.iterations, self.checkpoint_every = cfg.iterations, checkpoint_every
         self.snapshots, self.snapshot_dir, self.monitor = snapshots, snapshot_dir, monitor
+        self.periodic = strategy.updates(cfg.iterations) is not None  # mask updates timed apart (`runs.cost`)
         self.device = ctx.device
         self.tasks = tuple(model.heads.keys())
         self.log_every = max(1, cfg.iterations // 25)
@@ -178,7 +180,10 @@ class MultiTaskTrainee(Trainee):
         self.strategy.before_step(self.ctx, step)
 
     def after_step(self, step, logs):
+        t = time.perf_counter()
         self.strategy.after_step(self.ctx, step)
+        if self.periodic:
+            CLOCK.update_seconds += time.perf_counter() - t
         self._snapshot(step)
         for t, v in logs["losses"].items():
             self.running[t] = self.running.get(t, 0.0) + float(v.detach())

@@ -36,23 +36,27 @@ from .kinds import kind_of
 SHORT = 6  # iterations of the timed short copy
 WARMUP = 1  # a first, untimed short copy: one-time costs (oneDNN primitives per shape, kernel loading) are not a run's
 DEPENDENCY_ITERATIONS = 2  # a short copy's dense reference / source pretraining (untimed)
-FORMAT = 2
+FORMAT = 3  # 3: mask updates priced apart from the steps (`per_update`)
 
 
 @dataclass(frozen=True)
 class Cost:
     """Seconds of one run: `fixed` (data, model, pruning set-up, final evaluation, summary) plus, for each of the
-    `loops` networks it trains, its steps, validations and checkpoints (`kinds.RunKind.events` counts those)."""
+    `loops` networks it trains, its steps, validations and checkpoints (`kinds.RunKind.events` counts those) and its
+    periodic mask updates (`kinds.RunKind.updates`: DiSparse's every 2.5 % of the run, IMP's rounds)."""
     fixed: float
     per_iteration: float
     per_validation: float
     per_checkpoint: float
     loops: int = 1
+    per_update: float = 0.0
 
     def seconds(self, cfg: Any) -> float:
-        validations, checkpoints = kind_of(cfg).events(cfg)
+        kind = kind_of(cfg)
+        validations, checkpoints = kind.events(cfg)
         return self.fixed + self.loops * (self.per_iteration * iterations(cfg) + self.per_validation * validations
-                                          + self.per_checkpoint * checkpoints)
+                                          + self.per_checkpoint * checkpoints
+                                          + self.per_update * (kind.updates(cfg) or 0))
 
 
 def _get(obj: Any, dotted: str) -> Any:
@@ -145,13 +149,16 @@ def measure(cfg: Any) -> Cost:
                 kind.run(short, 0, False, None)  # a source pretraining trains at its own seed
                 wall = time.perf_counter() - t
     d = {f: getattr(CLOCK, f) - getattr(before, f) for f in ("loops", "steps", "step_seconds", "validations",
-                                                            "validation_seconds", "checkpoints", "checkpoint_seconds")}
+                                                            "validation_seconds", "checkpoints", "checkpoint_seconds",
+                                                            "update_seconds")}
     loops = max(1, d["loops"])
+    updates = kind.updates(short) or 0  # the short copy's mask updates: their time is not a step's
+    priced_apart = d["update_seconds"] if updates else 0.0
     return Cost(fixed=max(0.0, wall - d["step_seconds"] - d["validation_seconds"] - d["checkpoint_seconds"]),
-                per_iteration=d["step_seconds"] / max(1, d["steps"]),
+                per_iteration=max(0.0, d["step_seconds"] - priced_apart) / max(1, d["steps"]),
                 per_validation=d["validation_seconds"] / d["validations"] if d["validations"] else 0.0,
                 per_checkpoint=d["checkpoint_seconds"] / d["checkpoints"] if d["checkpoints"] else 0.0,
-                loops=loops)
+                loops=loops, per_update=priced_apart / (updates * loops) if updates else 0.0)
 
 
 def _cache_path() -> Path:
@@ -174,7 +181,7 @@ def _valid(entry: Any) -> bool:
             and isinstance(entry.get("loops"), int) and 1 <= entry["loops"] <= 10_000)
 
 
-_FIELDS = ("fixed", "per_iteration", "per_validation", "per_checkpoint")
+_FIELDS = ("fixed", "per_iteration", "per_validation", "per_checkpoint", "per_update")
 
 
 def costs(cfgs: list[Any], on_measure: Callable[[int, int, Any], None] | None = None) -> dict[str, Cost]:
@@ -189,7 +196,7 @@ def costs(cfgs: list[Any], on_measure: Callable[[int, int, Any], None] | None = 
         if key in out or key in todo:
             continue
         if _valid(known.get(key)):
-            out[key] = Cost(*(float(known[key][f]) for f in _FIELDS), loops=known[key]["loops"])
+            out[key] = Cost(**{f: float(known[key][f]) for f in _FIELDS}, loops=known[key]["loops"])
         else:
             todo[key] = cfg
     for i, (key, cfg) in enumerate(todo.items(), 1):

@@ -36,6 +36,9 @@ class RunKind:
     length: str  # the setting that holds the run's training iterations (dotted)
     # settings that change what a run computes but not what one of its steps costs (`cost.cost_class`)
     cost_free: tuple[str, ...]
+    # the periodic updates of a run (a pruning strategy's mask updates, `PruningStrategy.updates`; None: none that
+    # the run times apart from its steps, `loop.LoopClock.update_seconds`)
+    updates: Callable[[Any], int | None] = lambda cfg: None
 
 
 KINDS: tuple[RunKind, ...] = (
@@ -44,7 +47,7 @@ KINDS: tuple[RunKind, ...] = (
             summary_keys=multitask.SUMMARY_KEYS, row=multitask.log_row,
             depends=lambda cfg, seed: [(cfg.dense, seed)] if cfg.dense is not None else [],
             threads=lambda cfg: cfg.train.threads, prepare=multitask.prepare, events=multitask.events,
-            length="train.iterations", cost_free=("pruning.sparsity",)),
+            length="train.iterations", cost_free=("pruning.sparsity",), updates=multitask.updates),
     RunKind("multi-domain", MDLConfig,
             run=lambda cfg, seed, progress, profile: multidomain.run_mdl(cfg, seed, progress, profile),
             summary_keys=multidomain.SUMMARY_KEYS, row=multidomain.log_row,

@@ -150,6 +150,12 @@ def events(cfg: RunConfig) -> tuple[int, int]:
     return periods, periods
 
 
+def updates(cfg: RunConfig) -> int | None:
+    """The mask updates of one run of `cfg` (`PruningStrategy.updates`), which `runs.cost` prices apart from its
+    steps; None for a strategy whose per-step work is uniform."""
+    return build_strategy(cfg.pruning).updates(cfg.train.iterations)
+
+
 def prepare(cfg: RunConfig) -> None:
     """What packed runs share, made once before they start: the generated dataset."""
     ensure_data(cfg.data.synthetic, progress=False, dataset=cfg.data.dataset)

@@ -69,6 +69,12 @@ class PruningStrategy:
     def after_step(self, ctx: TrainContext, step: int) -> None:
         pass
 
+    def updates(self, iterations: int) -> int | None:
+        """How many of a run's `after_step` calls do periodic work (mask updates at fractions of the run), for the
+        cost model (`runs.cost`: a 6-step timing run would otherwise price an update into every step); None when
+        `after_step` costs about the same at every step."""
+        return None
+
     def scalars(self) -> dict[str, float]:
         return {}
 

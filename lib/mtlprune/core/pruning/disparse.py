@@ -198,6 +198,11 @@ class DiSparseDynamic(DiSparseBase):
         component_of = {layer.name: layer.component for layer in prunable_layers(ctx.model)}
         set_masks(ctx.model, union_rule(keeps, component_of))  # grown weights start at zero (RigL)
 
+    def updates(self, iterations: int) -> int:
+        t_end = max(1, int(round(self.end * iterations)))
+        interval = max(1, int(round(self.interval * iterations)))
+        return len(range(interval, min(t_end, iterations + 1), interval)) + (1 if t_end <= iterations else 0)
+
     def state_dict(self):
         return {"density": self.density, "finished": self.finished}
 

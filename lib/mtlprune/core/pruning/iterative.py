@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import STRATEGIES, TrainContext, cubic_ramp, param
@@ -51,6 +53,15 @@ class GradualMagnitude(MaskedStrategy):
                 self.current = target
                 set_masks(ctx.model, magnitude_within(ctx.model, target))
 
+    def updates(self, iterations: int) -> int:
+        interval, end = max(1, int(round(self.every * iterations))), int(round(self.end * iterations))
+        due = set(range(interval, iterations + 1, interval)) | ({end} if 1 <= end <= iterations else set())
+        current, n = self.target_at(0, iterations), 0
+        for step in sorted(due):
+            if (target := self.target_at(step, iterations)) > current:
+                current, n = target, n + 1
+        return n
+
     def scalars(self):
         return {"target_sparsity": self.current}
 
@@ -81,6 +92,12 @@ class IterativeMagnitude(MaskedStrategy):
         if due > self.round:
             self.round = due
             set_masks(ctx.model, magnitude_within(ctx.model, self.round_target(due)))
+
+    def updates(self, iterations: int) -> int:
+        per_round = iterations / self.rounds  # round k + 1 starts at the first step >= k * per_round
+        firsts = {s for k in range(1, self.rounds) for s in (math.floor(k * per_round), math.ceil(k * per_round))
+                  if 1 <= s <= iterations}
+        return len({min(self.rounds, int(s // per_round) + 1) for s in firsts} - {1})
 
     def scalars(self):
         return {"imp_round": float(self.round)}
