@@ -5,7 +5,8 @@
 The revision is checked out once as a git worktree (under /tmp); each round times both trees in fresh processes
 (`_fit_timer.py`: the marginal per-step time of `train.fit` on the quick dense config, data and augmentation
 included), alternating which goes first so drifts in machine load hit both. The last line is
-`speedup X.XX` = median(REV) ÷ median(this tree).
+`speedup X.XX` = median(REV) ÷ median(this tree). Each tree times its own quick profile, so a quick problem that
+changed between the two (09d20ac: width 16, 48x64; now width 8, 24x32) is part of the ratio.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ def main() -> int:
         print(f"round {r + 1}: {args.against} {times['rev'][-1]:.1f} ms/step, this tree {times['this'][-1]:.1f} "
               f"ms/step", flush=True)
     rev, this = statistics.median(times["rev"]), statistics.median(times["this"])
-    print(f"quick dense step (train.fit, batch 32 at 48x64, data and augmentation included): {args.against} "
-          f"{rev:.1f} ms, this tree {this:.1f} ms (medians of {args.rounds} rounds)")
+    print(f"quick dense step (train.fit, each tree's own quick profile: its model, resolution and batch; data and "
+          f"augmentation included): {args.against} {rev:.1f} ms, this tree {this:.1f} ms (medians of {args.rounds} "
+          f"rounds; a changed quick problem counts in the ratio)")
     print(f"speedup {rev / this:.2f}")
     return 0
 
