@@ -18,7 +18,7 @@ LEVELS = {"smoke": (0.9,), "quick": (0.9,), "standard": (0.5, 0.8, 0.9, 0.95, 0.
           "full": (0.5, 0.8, 0.9, 0.95, 0.98)}
 
 # The sparse-phase lengths the budget chapter measures around the profile's B (`profiles.SPARSE_PHASE`): quick B and
-# 2B, the doubling test at B (what its 30 minutes on 2 cores hold; B/2 = 400, measured earlier on quick's problem,
+# 2B, the doubling test at B (what its time on 2 cores holds; B/2 = 400, measured earlier on quick's problem,
 # moved AdapMTL by 8 points and the baselines by 5-36 to B, and standard measures it again); standard B/4 to 8B:
 # measured on quick's problem, SNIP, IMP and DiSparse still gain 8-15 Δ_T points from 1,600 to 3,200 (AdapMTL, LTH
 # and the control no longer move), so 6,400 is where the standard chapter can look for their B.

@@ -41,10 +41,11 @@ def check_profile(profile: str) -> str:
 # samples) with a cosine schedule from the dense learning rate. Chosen on the validation split with
 # benchmarks/convergence_probe.py (AdapMTL and global magnitude, 3 seeds): batch 32 reached at 800 iterations what
 # batch 16 reached at 1,600, and the values at 100 iterations (the earlier B, 1.5 epochs) were 30-50 points from where
-# they settle. Measured in the quick study (3 seeds; ASPP rates 1-4 and a 6,000-iteration dense reference then):
-# doubling 800 -> 1,600 moves AdapMTL by -0.4 and the control by +1.3 points (converged), but the paper's baselines by +5 (LTH) to +24 (SNIP): the methods that train from scratch or
-# rewind (SNIP, DiSparse, LTH) and IMP's four rounds need a sparse phase near the dense reference's length, as the
-# papers give them (20k = the dense schedule), which the quick study cannot hold; its verdict on them stays
+# they settle. Measured in the quick study (3 seeds): doubling 800 -> 1,600 moves AdapMTL by -0.4 and the control by
+# +1.3 points with ASPP rates 1-4 and a 6,000-iteration dense reference, by +3.7 (± 5.3) and +1.2 with rates 1-2 and
+# 3,000 (AdapMTL then just over the 3-point bar), but the paper's baselines by +5 to +31: the methods that train from
+# scratch or rewind (SNIP, DiSparse, LTH) and IMP's four rounds need a sparse phase near the dense reference's length,
+# as the papers give them (20k = the dense schedule), which the quick study cannot hold; its verdict on them stays
 # undetermined and standard must run longer phases.
 # full: the paper's schedule, 20k iterations of batch 16 for every method. Methods that may start from the dense
 # reference do (a deviation for the from-scratch ones, which get the same budget).
@@ -83,12 +84,13 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     # and its dense reference still moved by +9 to +13 Δ_T points when its 1,500 iterations doubled). The heads'
     # dilation rates are 1 and 2: on the 3x4 feature maps of output stride 8 the papers' rates (a sixth to two thirds
     # of the map's height) are 1-2, and rates 3 and 4 read mostly padding; dropping them costs 18 % less per step
-    # (22.6 vs 27.6 ms on one thread of an AVX2 EPYC, `benchmarks/step_profile.py`). The dense reference trains 3,000
-    # iterations (80 epochs; 6,000 cost 160 epochs and moved by +4.8 ± 12.3 when doubled, noise-limited as 3,000 ->
-    # 6,000 was, +4.9 ± 15.9); the dense chapter and the Findings test that doubling it moves no mean Δ_T beyond its
-    # interval or 3 points. Both cuts fit the study into 30 min on two AVX2 cores (issue: main job). float32 everywhere: at this size bf16 autocast saves ~13 % per step where native (21.7 vs 25.0 ms on
-    # one thread of an AVX512-BF16 EPYC, measured alone), and one precision makes the runs (and their ids) the same on
-    # every CPU.
+    # (21.7-23.0 vs 27.6 ms on one thread of an AVX2 EPYC, `benchmarks/step_profile.py`). The dense reference trains
+    # 3,000 iterations (80 epochs; doubled, it moved +1.3 ± 11.6 in the quick study; 6,000 cost 160 epochs and moved
+    # +4.8 ± 12.3 when doubled, on the earlier heads); the dense chapter and the Findings test that doubling it moves no mean Δ_T beyond its
+    # interval or 3 points. With the multi-domain layout (channels_last) these cuts took the study from an estimated
+    # 55.5 min to 36.4 measured on two AVX2 cores (issue: main job). float32 everywhere: at this size bf16 autocast
+    # saves ~13 % per step where native (21.7 vs 25.0 ms on one thread of an AVX512-BF16 EPYC, measured alone), and
+    # one precision makes the runs (and their ids) the same on every CPU.
     "quick": {
         "data.synthetic.n_train": 1200, "data.synthetic.n_test": 300, "data.synthetic.height": 24,
         "data.synthetic.width": 32, "data.synthetic.seed": 0,
