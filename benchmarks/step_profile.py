@@ -142,7 +142,8 @@ def main() -> int:
             grouped[group] += ev.self_cpu_time_total / 1e6 / n_prof
         profiled = sum(grouped.values())
         print(f"\n{profile} model ({cfg.model.backbone}, head width {cfg.model.head_width}), batch "
-              f"{cfg.train.batch_size} at {cfg.data.synthetic.height}x{cfg.data.synthetic.width}, method {args.method}, precision "
+              f"{cfg.train.batch_size} at {cfg.data.synthetic.height}x{cfg.data.synthetic.width}, method {args.method}, "
+              f"precision "
               f"{getattr(cfg.train, 'precision', 'float32')}: "
               f"{flops / 1e9:.2f} GFLOP per step (forward + backward)")
         print(f"  step {1000 * wall:.1f} ms -> {flops / wall / 1e9:.1f} GFLOP/s = {flops / wall / p32:.2f} of the "

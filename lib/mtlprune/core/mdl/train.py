@@ -69,7 +69,8 @@ class SourceTrainee(Trainee):
     def validate(self, step, epoch, period_end, logs):
         if self.val is None or not (step % self.val_every == 0 or step == self.iterations):
             return None
-        return {**val_record(self.model, [self.val], [0], step, True, self.cfg.memory_format), "loss/0": float(logs["losses"][0].detach())}
+        return {**val_record(self.model, [self.val], [0], step, True, self.cfg.memory_format),
+                "loss/0": float(logs["losses"][0].detach())}
 
     def checkpoint_due(self, step, epoch, period_end):
         return step % self.save_every == 0 or step == self.iterations
